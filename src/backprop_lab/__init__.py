@@ -1,0 +1,1 @@
+"""backprop-lab: neural networks and their backprop, written from scratch in numpy."""

@@ -1,0 +1,88 @@
+"""Activation functions a = f(z) and their derivatives f'(z), chosen by name.
+
+As in scikit-learn, each activation is two small functions in two tables, so adding one is two
+functions and two entries. Both work in place on buffers the network allocates once per fit:
+`ACTIVATE[name](z)` overwrites z with f(z); `BACKPROP[name](a, delta)` multiplies delta by f'(z),
+written in terms of a = f(z) so that the backward pass need not keep z (for every activation
+here f'(z) is a function of f(z): relu's mask is a > 0, sigmoid's a(1 - a), tanh's 1 - a²).
+Every function keeps the dtype of its input.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+from scipy.special import expit
+
+Array = np.ndarray
+LEAKY_SLOPE = 0.01
+
+
+def linear(z: Array) -> Array:
+    return z
+
+
+def relu(z: Array) -> Array:
+    return np.maximum(z, 0, out=z)
+
+
+def leaky_relu(z: Array) -> Array:
+    return np.multiply(z, LEAKY_SLOPE, out=z, where=z < 0)
+
+
+def sigmoid(z: Array) -> Array:
+    return expit(z, out=z)  # type: ignore[no-any-return]
+
+
+def tanh(z: Array) -> Array:
+    return np.tanh(z, out=z)
+
+
+def d_linear(a: Array, delta: Array) -> Array:
+    return delta
+
+
+def d_relu(a: Array, delta: Array) -> Array:
+    return np.multiply(delta, a > 0, out=delta)
+
+
+def d_leaky_relu(a: Array, delta: Array) -> Array:
+    return np.multiply(delta, LEAKY_SLOPE, out=delta, where=a < 0)
+
+
+def d_sigmoid(a: Array, delta: Array) -> Array:
+    delta *= a
+    delta *= 1 - a
+    return delta
+
+
+def d_tanh(a: Array, delta: Array) -> Array:
+    delta *= 1 - a * a
+    return delta
+
+
+ACTIVATE: dict[str, Callable[[Array], Array]] = {
+    "linear": linear,
+    "relu": relu,
+    "leaky_relu": leaky_relu,
+    "sigmoid": sigmoid,
+    "tanh": tanh,
+}
+
+BACKPROP: dict[str, Callable[[Array, Array], Array]] = {
+    "linear": d_linear,
+    "relu": d_relu,
+    "leaky_relu": d_leaky_relu,
+    "sigmoid": d_sigmoid,
+    "tanh": d_tanh,
+}
+
+NAMES = tuple(sorted(ACTIVATE))
+
+
+def check_activation(name: str, key: str = "activation") -> str:
+    """Return `name` if it is a known activation, else raise naming `key` and the valid names."""
+    if name not in ACTIVATE:
+        raise ValueError(f"{key}: unknown activation {name!r}; valid names: {', '.join(NAMES)}")
+    return name

@@ -1,0 +1,197 @@
+"""A fully connected network, its forward pass and its backward pass (the chain rule).
+
+Layer l holds W_l of shape (neurons, inputs), one row per neuron as in the tutorial, and b_l of
+shape (neurons,). Over a batch X of shape (n_samples, n_inputs), in matrix form:
+
+    forward   z_l = a_{l-1} @ W_l.T + b_l,      a_l = f_l(z_l),      a_0 = X
+    cost      C = ½ Σ (a_L − y)² / n             (the tutorial's cost, averaged over examples)
+    backward  δ_L = (a_L − y) ⊙ f_L'(z_L)
+              δ_l = (δ_{l+1} @ W_{l+1}) ⊙ f_l'(z_l)
+              ∂C/∂W_l = δ_lᵀ @ a_{l−1} / n,      ∂C/∂b_l = Σ_rows δ_l / n
+
+There is no loop over examples. The training path writes into a `Workspace` allocated once per
+batch size, so an epoch allocates nothing large.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from backprop_lab.activations import ACTIVATE, BACKPROP, check_activation
+
+Array = np.ndarray
+INITS = ("uniform", "xavier", "he")
+DTYPES = ("float64", "float32")
+
+
+def check_dtype(dtype: str, key: str = "dtype") -> np.dtype:
+    if str(dtype) not in DTYPES:
+        raise ValueError(f"{key}: unknown dtype {dtype!r}; valid: {', '.join(DTYPES)}")
+    return np.dtype(str(dtype))
+
+
+def init_layer(
+    n_out: int, n_in: int, init: str, rng: np.random.Generator
+) -> tuple[Array, Array]:
+    """Initial (W, b) in float64; `uniform` is the tutorial's U[-1, 1] for weights and biases."""
+    if init == "uniform":
+        return rng.uniform(-1, 1, (n_out, n_in)), rng.uniform(-1, 1, n_out)
+    if init == "xavier":
+        limit = np.sqrt(6 / (n_in + n_out))
+        return rng.uniform(-limit, limit, (n_out, n_in)), np.zeros(n_out)
+    if init == "he":
+        return rng.normal(0, np.sqrt(2 / n_in), (n_out, n_in)), np.zeros(n_out)
+    raise ValueError(f"model.init: unknown init {init!r}; valid: {', '.join(INITS)}")
+
+
+@dataclass
+class Network:
+    """Weights, biases and activation names; every array shares one dtype."""
+
+    weights: list[Array]
+    biases: list[Array]
+    activation: str = "relu"
+    output_activation: str = "linear"
+
+    def __post_init__(self) -> None:
+        check_activation(self.activation, "model.activation")
+        check_activation(self.output_activation, "model.output_activation")
+        check_shapes(self.weights, self.biases)
+        dtypes = {p.dtype for p in self.parameters}
+        if len(dtypes) != 1 or str(dtypes.pop()) not in DTYPES:
+            raise ValueError(f"parameters must share one dtype of {DTYPES}")
+
+    @classmethod
+    def create(
+        cls,
+        sizes: list[int],
+        rng: np.random.Generator,
+        activation: str = "relu",
+        output_activation: str = "linear",
+        init: str = "he",
+        dtype: str = "float64",
+    ) -> Network:
+        """A network with layer widths `sizes` = [n_inputs, *hidden, n_outputs]."""
+        if len(sizes) < 2 or any(int(s) < 1 for s in sizes):
+            raise ValueError(f"layer sizes must be >= 1 with inputs and outputs, got {sizes}")
+        dt = check_dtype(dtype, "model.dtype")
+        layers = [init_layer(n_out, n_in, init, rng) for n_in, n_out in zip(sizes, sizes[1:])]
+        return cls(
+            [W.astype(dt) for W, _ in layers],
+            [b.astype(dt) for _, b in layers],
+            activation,
+            output_activation,
+        )
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.weights[0].dtype
+
+    @property
+    def sizes(self) -> list[int]:
+        return [self.weights[0].shape[1]] + [W.shape[0] for W in self.weights]
+
+    @property
+    def activations(self) -> list[str]:
+        """The activation name of each layer: hidden layers, then the output layer."""
+        return [self.activation] * (len(self.weights) - 1) + [self.output_activation]
+
+    @property
+    def parameters(self) -> list[Array]:
+        """[W_0, b_0, W_1, b_1, ...], the arrays an optimiser updates in place."""
+        return [p for W, b in zip(self.weights, self.biases) for p in (W, b)]
+
+    def copy(self) -> Network:
+        return Network(
+            [W.copy() for W in self.weights],
+            [b.copy() for b in self.biases],
+            self.activation,
+            self.output_activation,
+        )
+
+    def predict(self, X: Array) -> Array:
+        """Output a_L of shape (n_samples, n_outputs) for X of shape (n_samples, n_inputs)."""
+        a = np.asarray(X, dtype=self.dtype)
+        for W, b, f in zip(self.weights, self.biases, self.activations):
+            z = a @ W.T
+            z += b
+            a = ACTIVATE[f](z)
+        return a
+
+    def cost(self, X: Array, y: Array) -> float:
+        """C = ½‖y − a‖² averaged over examples."""
+        err = self.predict(X) - np.asarray(y, dtype=self.dtype).reshape(len(X), -1)
+        return 0.5 * float(np.vdot(err, err)) / len(X)
+
+    def backprop(self, X: Array, y: Array, ws: Workspace | None = None) -> float:
+        """One forward and backward pass over the batch; returns C, gradients in `ws`.
+
+        X has shape (n, n_inputs) and y shape (n, n_outputs), both of the network's dtype.
+        """
+        n = len(X)
+        ws = ws if ws is not None and ws.batch_size == n else Workspace.for_network(self, n)
+        acts = self.activations
+        a = X
+        for W, b, z, f in zip(self.weights, self.biases, ws.a, acts):
+            np.matmul(a, W.T, out=z)
+            z += b
+            a = ACTIVATE[f](z)  # z's buffer now holds a_l
+        delta = ws.delta[-1]
+        np.subtract(a, y, out=delta)
+        cost = 0.5 * float(np.vdot(delta, delta)) / n
+        delta *= delta.dtype.type(1 / n)  # every gradient below is then a mean over examples
+        BACKPROP[acts[-1]](a, delta)
+        for l in range(len(self.weights) - 1, -1, -1):
+            a_prev = X if l == 0 else ws.a[l - 1]
+            np.matmul(delta.T, a_prev, out=ws.grad_W[l])
+            np.sum(delta, axis=0, out=ws.grad_b[l])
+            if l > 0:
+                np.matmul(delta, self.weights[l], out=ws.delta[l - 1])
+                delta = BACKPROP[acts[l - 1]](a_prev, ws.delta[l - 1])
+        return cost
+
+
+@dataclass
+class Workspace:
+    """Buffers for one batch size: activations, deltas and gradients of every layer."""
+
+    batch_size: int
+    a: list[Array] = field(default_factory=list)
+    delta: list[Array] = field(default_factory=list)
+    grad_W: list[Array] = field(default_factory=list)
+    grad_b: list[Array] = field(default_factory=list)
+
+    @classmethod
+    def for_network(cls, net: Network, batch_size: int) -> Workspace:
+        dt = net.dtype
+        outs = [(batch_size, W.shape[0]) for W in net.weights]
+        return cls(
+            batch_size,
+            [np.empty(s, dt) for s in outs],
+            [np.empty(s, dt) for s in outs],
+            [np.empty_like(W) for W in net.weights],
+            [np.empty_like(b) for b in net.biases],
+        )
+
+    @property
+    def grads(self) -> list[Array]:
+        """[∂C/∂W_0, ∂C/∂b_0, ...], in the order of `Network.parameters`."""
+        return [g for gW, gb in zip(self.grad_W, self.grad_b) for g in (gW, gb)]
+
+
+def check_shapes(weights: list[Array], biases: list[Array]) -> None:
+    """Raise if the layers do not chain; the message names the arrays and their shapes."""
+    if not weights or len(weights) != len(biases):
+        raise ValueError(f"need one bias per weight matrix, got {len(weights)} W, {len(biases)} b")
+    for l, (W, b) in enumerate(zip(weights, biases)):
+        if W.ndim != 2:
+            raise ValueError(f"W{l} must be 2-D (neurons, inputs), got shape {W.shape}")
+        if b.shape != (W.shape[0],):
+            raise ValueError(f"b{l} has shape {b.shape} but W{l} has shape {W.shape}: "
+                             f"b{l} must have shape ({W.shape[0]},)")
+        if l > 0 and W.shape[1] != weights[l - 1].shape[0]:
+            raise ValueError(f"W{l} has shape {W.shape} but W{l - 1} has shape "
+                             f"{weights[l - 1].shape}: W{l} must have "
+                             f"{weights[l - 1].shape[0]} columns")

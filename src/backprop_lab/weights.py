@@ -1,0 +1,82 @@
+"""Weights files: a network as `.npz` with arrays W0, b0, W1, b1, ... plus its activation names
+and dtype, read back without pickle so a file from anywhere cannot run code.
+
+Extra arrays (for example a fitted scaler, see `normalize.Scaler.to_arrays`) may share the file;
+`load_network` ignores them.
+"""
+
+from __future__ import annotations
+
+import zipfile
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+
+from backprop_lab.network import Network
+
+META_KEYS = ("activation", "output_activation", "dtype")
+
+
+def network_arrays(net: Network) -> dict[str, np.ndarray]:
+    """The arrays that describe `net`: W{l}, b{l}, and the names as 0-d string arrays."""
+    arrays: dict[str, np.ndarray] = {}
+    for l, (W, b) in enumerate(zip(net.weights, net.biases)):
+        arrays[f"W{l}"], arrays[f"b{l}"] = W, b
+    arrays["activation"] = np.array(net.activation)
+    arrays["output_activation"] = np.array(net.output_activation)
+    arrays["dtype"] = np.array(str(net.dtype))
+    return arrays
+
+
+def save_network(
+    net: Network, path: str | Path, extras: Mapping[str, np.ndarray] | None = None
+) -> Path:
+    """Write `net` (and any `extras`) to `path` as an uncompressed .npz; returns the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("wb") as fh:  # a file handle keeps numpy from appending a second ".npz"
+        np.savez(fh, **network_arrays(net), **dict(extras or {}))
+    return path
+
+
+def load_arrays(path: str | Path) -> dict[str, np.ndarray]:
+    """Every array in a weights file, or a ValueError naming the file and what is wrong."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"weights file not found: {path}")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return {key: data[key] for key in data.files}
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as err:
+        raise ValueError(f"{path}: not a readable .npz weights file ({err})") from err
+
+
+def network_from_arrays(arrays: Mapping[str, np.ndarray], source: str = "weights") -> Network:
+    """Rebuild a Network, checking that every W{l}/b{l} exists and that the shapes chain."""
+    missing = [key for key in ("W0", "b0", *META_KEYS) if key not in arrays]
+    if missing:
+        raise ValueError(f"{source}: missing arrays {missing}")
+    n_layers = 0
+    while f"W{n_layers}" in arrays:
+        n_layers += 1
+    if f"b{n_layers}" in arrays or any(f"b{l}" not in arrays for l in range(n_layers)):
+        raise ValueError(f"{source}: every W{{l}} needs a b{{l}}; found {sorted(arrays)}")
+    dtype = str(arrays["dtype"])
+    weights = [np.asarray(arrays[f"W{l}"]) for l in range(n_layers)]
+    biases = [np.asarray(arrays[f"b{l}"]) for l in range(n_layers)]
+    for name, arr in [(f"W{l}", W) for l, W in enumerate(weights)] + [
+        (f"b{l}", b) for l, b in enumerate(biases)
+    ]:
+        if str(arr.dtype) != dtype:
+            raise ValueError(f"{source}: {name} has dtype {arr.dtype}, the file says {dtype}")
+    try:
+        return Network(weights, biases, str(arrays["activation"]),
+                       str(arrays["output_activation"]))
+    except ValueError as err:
+        raise ValueError(f"{source}: {err}") from err
+
+
+def load_network(path: str | Path) -> Network:
+    """Read a network saved by `save_network`."""
+    return network_from_arrays(load_arrays(path), str(path))
