@@ -1,0 +1,170 @@
+"""Everything MLflow: the store, runs and their status, batched params and metrics, artifacts,
+and the pyfunc model. The numerical core never imports this; training reaches it through an
+epoch callback (`MetricBuffer`).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+
+import mlflow  # noqa: E402
+from mlflow.entities import Metric, Param, RunTag  # noqa: E402
+from mlflow.tracking import MlflowClient  # noqa: E402
+
+from backprop_lab.provenance import PROJECT_ROOT  # noqa: E402
+
+STORE_DIR = PROJECT_ROOT / "mlruns"
+BATCH = 100  # MLflow accepts at most 100 params and 1000 metrics per log_batch call
+PARENT_TAG = "mlflow.parentRunId"
+
+
+def default_uri() -> str:
+    """The embedded store: one sqlite file under the project, whatever the current directory."""
+    return f"sqlite:///{STORE_DIR / 'mlflow.db'}"
+
+
+def is_local(uri: str) -> bool:
+    return uri.startswith(("sqlite:", "file:")) or "://" not in uri
+
+
+@dataclass
+class Store:
+    """A tracking URI and an experiment, created once before any job logs to it."""
+
+    uri: str
+    experiment: str
+    experiment_id: str = ""
+    client: MlflowClient = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if is_local(self.uri):
+            STORE_DIR.mkdir(parents=True, exist_ok=True)
+        mlflow.set_tracking_uri(self.uri)
+        self.client = MlflowClient(self.uri)
+        if not self.experiment_id:
+            self.experiment_id = ensure_experiment(self.client, self.uri, self.experiment)
+
+
+def ensure_experiment(client: MlflowClient, uri: str, name: str) -> str:
+    """The id of experiment `name`, creating it with artifacts under mlruns/artifacts when the
+    store is local (so artifacts never depend on the current directory)."""
+    found = client.get_experiment_by_name(name)
+    if found is not None:
+        return str(found.experiment_id)
+    location = (STORE_DIR / "artifacts" / name).as_uri() if is_local(uri) else None
+    try:
+        return str(client.create_experiment(name, artifact_location=location))
+    except mlflow.exceptions.MlflowException:
+        found = client.get_experiment_by_name(name)  # created meanwhile by another process
+        if found is None:
+            raise
+        return str(found.experiment_id)
+
+
+def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
+    """Dotted keys for every leaf: {"train": {"lr": 0.1}} -> {"train.lr": "0.1"}."""
+    flat: dict[str, str] = {}
+    for key, value in tree.items():
+        if isinstance(value, Mapping):
+            flat.update(flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = str(value)[:6000]
+    return flat
+
+
+def chunks(items: list[Any], size: int = BATCH) -> Iterable[list[Any]]:
+    return (items[i : i + size] for i in range(0, len(items), size))
+
+
+class Run:
+    """One MLflow run, addressed by id; every write is a batch."""
+
+    def __init__(self, store: Store, run_id: str):
+        self.store, self.run_id, self.client = store, run_id, store.client
+        self.seconds_in_mlflow = 0.0
+
+    @classmethod
+    def start(
+        cls, store: Store, name: str | None, tags: Mapping[str, str], parent_id: str | None = None
+    ) -> Run:
+        t = time.perf_counter()
+        all_tags = dict(tags, **({PARENT_TAG: parent_id} if parent_id else {}))
+        info = store.client.create_run(store.experiment_id, run_name=name, tags=all_tags).info
+        run = cls(store, info.run_id)
+        run.seconds_in_mlflow += time.perf_counter() - t
+        return run
+
+    def _timed(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        t = time.perf_counter()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            self.seconds_in_mlflow += time.perf_counter() - t
+
+    def log_params(self, params: Mapping[str, str]) -> None:
+        for part in chunks([Param(k, str(v)) for k, v in sorted(params.items())]):
+            self._timed(self.client.log_batch, self.run_id, params=part)
+
+    def set_tags(self, tags: Mapping[str, Any]) -> None:
+        for part in chunks([RunTag(k, str(v)[:5000]) for k, v in sorted(tags.items())]):
+            self._timed(self.client.log_batch, self.run_id, tags=part)
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int = 0) -> None:
+        now = int(time.time() * 1000)
+        batch = [Metric(k, float(v), now, step) for k, v in sorted(metrics.items())]
+        self.log_metric_objects(batch)
+
+    def log_metric_objects(self, metrics: list[Metric]) -> None:
+        for part in chunks(metrics, 1000):
+            self._timed(self.client.log_batch, self.run_id, metrics=part)
+
+    def log_artifacts(self, folder: Path, artifact_path: str | None = None) -> None:
+        self._timed(self.client.log_artifacts, self.run_id, str(folder), artifact_path)
+
+    def end(self, status: str) -> None:
+        """FINISHED, FAILED or KILLED: the run's status tells the truth about how it ended."""
+        self._timed(self.client.set_terminated, self.run_id, status)
+
+
+class MetricBuffer:
+    """Epoch callback that collects per-epoch metrics and writes them in batches."""
+
+    def __init__(self, run: Run, every: int = 500):
+        self.run, self.every, self.pending = run, every, []  # type: list[Metric]
+
+    def __call__(self, epoch: int, values: Mapping[str, float]) -> None:
+        now = int(time.time() * 1000)
+        self.pending.extend(Metric(k, float(v), now, epoch) for k, v in values.items())
+        if len(self.pending) >= self.every:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.pending:
+            self.run.log_metric_objects(self.pending)
+            self.pending = []
+
+
+def log_pyfunc_model(run: Run, model_npz: Path, signature: Any, input_example: Any) -> None:
+    """Log the network as a pyfunc model named "model" (loadable as runs:/<id>/model)."""
+    from importlib.metadata import version
+
+    requirements = [f"{p}=={version(p)}" for p in ("mlflow", "numpy", "scipy", "pandas")]
+    t = time.perf_counter()
+    with mlflow.start_run(run_id=run.run_id):
+        mlflow.pyfunc.log_model(
+            name="model",
+            python_model=str(Path(__file__).with_name("model_code.py")),
+            artifacts={"model": str(model_npz)},
+            code_paths=[str(Path(__file__).resolve().parent)],
+            pip_requirements=requirements,
+            signature=signature,
+            input_example=input_example,
+        )
+    run.seconds_in_mlflow += time.perf_counter() - t
