@@ -34,6 +34,13 @@ def is_local(uri: str) -> bool:
     return uri.startswith(("sqlite:", "file:")) or "://" not in uri
 
 
+def local_root(uri: str) -> Path:
+    """The folder of a local store (the sqlite file's folder): artifacts go under it."""
+    if uri.startswith("sqlite:///"):
+        return Path(uri[len("sqlite:///") :]).parent
+    return Path(uri.removeprefix("file://")) if uri.startswith("file:") else Path(uri)
+
+
 @dataclass
 class Store:
     """A tracking URI and an experiment, created once before any job logs to it."""
@@ -45,7 +52,7 @@ class Store:
 
     def __post_init__(self) -> None:
         if is_local(self.uri):
-            STORE_DIR.mkdir(parents=True, exist_ok=True)
+            local_root(self.uri).mkdir(parents=True, exist_ok=True)
         mlflow.set_tracking_uri(self.uri)
         self.client = MlflowClient(self.uri)
         if not self.experiment_id:
@@ -53,12 +60,12 @@ class Store:
 
 
 def ensure_experiment(client: MlflowClient, uri: str, name: str) -> str:
-    """The id of experiment `name`, creating it with artifacts under mlruns/artifacts when the
-    store is local (so artifacts never depend on the current directory)."""
+    """The id of experiment `name`, creating it with artifacts in an `artifacts/` folder beside a
+    local store's database (so artifacts never depend on the current directory)."""
     found = client.get_experiment_by_name(name)
     if found is not None:
         return str(found.experiment_id)
-    location = (STORE_DIR / "artifacts" / name).as_uri() if is_local(uri) else None
+    location = (local_root(uri) / "artifacts" / name).as_uri() if is_local(uri) else None
     try:
         return str(client.create_experiment(name, artifact_location=location))
     except mlflow.exceptions.MlflowException:

@@ -48,7 +48,7 @@ def load_arrays(path: str | Path) -> dict[str, np.ndarray]:
     try:
         with np.load(path, allow_pickle=False) as data:
             return {key: data[key] for key in data.files}
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as err:
+    except (OSError, ValueError, TypeError, zipfile.BadZipFile, EOFError) as err:
         raise ValueError(f"{path}: not a readable .npz weights file ({err})") from err
 
 
