@@ -18,7 +18,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from backprop_lab import plots, provenance, stages, tracking
+from backprop_lab import plots, provenance, reproduce, stages, tracking
 from backprop_lab.config import Config, hidden_layers, validate
 from backprop_lab.data import Dataset
 from backprop_lab.weights import save_network
@@ -51,10 +51,18 @@ def hydra_context() -> tuple[list[str], Path | None, bool]:
     return list(hc.overrides.task), Path(hc.runtime.output_dir), hc.mode == RunMode.MULTIRUN
 
 
-def run_name(config: Config, overrides: list[str]) -> str:
+def run_name(config: Config, overrides: list[str], swept: list[str] | None = None) -> str:
+    """`lr=0.01,depth=2`: the last part of each override's key, and its value; in a sweep only
+    the swept keys (`swept`, from sweep.json)."""
     if config.tracking.run_name:
         return config.tracking.run_name
-    short = [o.split(".")[-1] for o in overrides if not o.startswith(("tracking.", "hydra"))]
+    short = []
+    for override in overrides:
+        key, _, value = override.partition("=")
+        key = key.lstrip("+~")
+        if key.startswith(("tracking.", "hydra")) or (swept and key not in swept):
+            continue
+        short.append(f"{key.split('.')[-1]}={value}")
     return ",".join(short)[:200] or f"{config.data.name}-{hidden_layers(config.model)}"
 
 
@@ -94,7 +102,8 @@ def write_artifacts(folder: Path, config: DictConfig, result: stages.Result,
     scalers = {**prepared.x_scaler.to_arrays("x_"), **prepared.y_scaler.to_arrays("y_")}
     names = {"feature_names": np.array(ds.feature_names), "target_names": np.array(ds.target_names)}
     model_npz = save_network(net, folder / "model.npz", {**scalers, **names})
-    np.savez(folder / "scaler.npz", **scalers, **names)
+    arrays: dict[str, Any] = {**scalers, **names}
+    np.savez(folder / "scaler.npz", **arrays)
     result.evaluation.predictions.to_csv(folder / "predictions_test.csv", index=False)
     plots.learning_curve(result.history, folder / "learning_curve.png")
     target = ds.target_names[0]
@@ -136,18 +145,37 @@ def sweep_parent(multirun: bool) -> dict[str, str]:
 
 def train_job(cfg: DictConfig) -> JobOutcome:
     """Run the pipeline as one MLflow run; its status says how it ended (FINISHED, FAILED on
-    divergence or error, KILLED on Ctrl-C). Raises `Diverged` outside a multirun."""
-    config = to_config(cfg)
+    divergence or error, KILLED on Ctrl-C). Raises `Diverged` outside a multirun. In a multirun,
+    a job that a finished run already did (same config_hash) is reused, unless rerun.force."""
     overrides, hydra_dir, multirun = hydra_context()
-    sweep = sweep_parent(multirun)
+    outcome = run_job(cfg, overrides, hydra_dir, sweep_parent(multirun), reuse=multirun)
+    if outcome.status == "FAILED" and not multirun:
+        raise Diverged(f"run {outcome.run_id} diverged; see its tags in MLflow")
+    return outcome
+
+
+def run_job(cfg: DictConfig, overrides: list[str], hydra_dir: Path | None,
+            sweep: dict[str, Any] | None = None, extra_tags: dict[str, str] | None = None,
+            name: str | None = None, reuse: bool = False) -> JobOutcome:
+    """The job without Hydra's globals (`pipelines.rerun` calls it with a logged config)."""
+    config = to_config(cfg)
+    sweep = sweep or {}
     store = tracking.Store(config.tracking.uri or tracking.default_uri(),
                            config.tracking.experiment, sweep.get("experiment_id", ""))
-    tags = start_tags(config, overrides)
+    ds, chash, code_known = hashed_dataset(cfg, config)
+    if reuse and chash and code_known and not config.rerun.force:
+        found = reproduce.find_reusable(store.client, store.experiment_id, chash)
+        if found is not None:
+            return reused(store, found, sweep, overrides)
+    tags = {**start_tags(config, overrides), **(extra_tags or {})}
+    if chash:
+        tags["config_hash"] = chash
     if sweep:
         tags["sweep_id"] = sweep["sweep_id"]
-    run = tracking.Run.start(store, run_name(config, overrides), tags, sweep.get("parent_run_id"))
+    name = name or run_name(config, overrides, sweep.get("swept"))
+    run = tracking.Run.start(store, name, tags, sweep.get("parent_run_id"))
     try:
-        outcome = _tracked_pipeline(cfg, config, run, overrides, hydra_dir)
+        return _tracked_pipeline(cfg, config, run, overrides, hydra_dir, ds)
     except KeyboardInterrupt:
         run.set_tags({"interrupted": "true"})
         run.end("KILLED")
@@ -156,18 +184,44 @@ def train_job(cfg: DictConfig) -> JobOutcome:
         run.set_tags({"error": f"{type(err).__name__}: {err}"})
         run.end("FAILED")
         raise
-    if outcome.status == "FAILED" and not multirun:
-        raise Diverged(f"run {run.run_id} diverged; see its tags in MLflow")
-    return outcome
+
+
+def hashed_dataset(cfg: DictConfig, config: Config) -> tuple[Dataset | None, str, bool]:
+    """The dataset, the run's config_hash (`backprop_lab.reproduce.config_hash`) and whether the
+    code version is known (git); (None, "", False) when the data fails to load: the run that
+    follows loads it again and records the error."""
+    try:
+        ds = stages.load(config.data)
+    except Exception:
+        return None, "", False
+    git = provenance.git_state()
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    assert isinstance(resolved, dict)
+    chash = reproduce.config_hash(resolved, ds.fingerprint, git["commit"], git["diff"])
+    return ds, chash, git["commit"] != "unknown"
+
+
+def reused(store: tracking.Store, run: Any, sweep: dict[str, Any],
+           overrides: list[str]) -> JobOutcome:
+    """Report a finished run of the same config, code and data instead of training again; the
+    sweep parent gets a tag `reused.<run_id>` = the job's overrides."""
+    run_id, status, metrics = run.info.run_id, run.info.status, dict(run.data.metrics)
+    print(f"reused run {run_id} ({status}): same config, code and data "
+          f"(config_hash {run.data.tags['config_hash'][:12]}); rerun.force=true trains it again")
+    if sweep.get("parent_run_id"):
+        tracking.Run(store, sweep["parent_run_id"]).set_tags(
+            {f"{reproduce.REUSE_TAG}{run_id}": " ".join(overrides) or "-"})
+    return JobOutcome(run_id, status, metrics, reproduce.objective(metrics, status))
 
 
 def _tracked_pipeline(cfg: DictConfig, config: Config, run: tracking.Run,
-                      overrides: list[str], hydra_dir: Path | None) -> JobOutcome:
+                      overrides: list[str], hydra_dir: Path | None,
+                      ds: Dataset | None = None) -> JobOutcome:
     hidden = hidden_layers(config.model)
     params = tracking.flatten(OmegaConf.to_container(cfg, resolve=True))  # type: ignore[arg-type]
     params.update({"depth": str(len(hidden)), "model.hidden_layers": str(hidden)})
     run.log_params(params)
-    ds = stages.load(config.data)
+    ds = ds if ds is not None else stages.load(config.data)
     run.set_tags({"data_fingerprint": ds.fingerprint, "data_source": ds.source,
                   "data_shape": f"{ds.X.shape[0]}x{ds.X.shape[1]}"})
     if config.eval.cv_folds >= 2:
@@ -207,7 +261,8 @@ def _tracked_pipeline(cfg: DictConfig, config: Config, run: tracking.Run,
           f"{run.store.uri}\n  see it with: mlflow ui --backend-store-uri {run.store.uri}")
     run.end(status)
     objective = metrics.get("val_mse", metrics.get("test_mse", float("inf")))
-    return JobOutcome(run.run_id, status, metrics, objective if status == "FINISHED" else float("inf"))
+    objective = objective if status == "FINISHED" else float("inf")
+    return JobOutcome(run.run_id, status, metrics, objective)
 
 
 def _cross_validate(config: Config, ds: Dataset, run: tracking.Run) -> JobOutcome:

@@ -32,7 +32,7 @@ def leaky_relu(z: Array) -> Array:
 
 
 def sigmoid(z: Array) -> Array:
-    return expit(z, out=z)  # type: ignore[no-any-return]
+    return expit(z, out=z)
 
 
 def tanh(z: Array) -> Array:

@@ -14,6 +14,7 @@ from backprop_lab.activations import NAMES as ACTIVATIONS
 from backprop_lab.network import DTYPES, INITS
 from backprop_lab.normalize import SCALERS
 from backprop_lab.optim import OPTIMIZERS
+from backprop_lab.train import TrainConfig
 
 DATASETS = ("boston", "diabetes", "csv")
 
@@ -52,20 +53,6 @@ class ModelConfig:
 
 
 @dataclass
-class TrainConfig:
-    optimizer: str = "adam"
-    lr: float = 1e-3
-    epochs: int = 1000
-    batch_size: int | None = 32  # None: full batch
-    shuffle: bool = True
-    momentum: float = 0.9
-    weight_decay: float = 0.0
-    patience: int | None = 50  # None: no early stopping
-    divergence_factor: float = 1e3
-    progress: bool = False
-
-
-@dataclass
 class EvalConfig:
     cv_folds: int = 0  # K >= 2: K-fold cross-validation instead of one split
     n_examples: int = 5  # rows of the predicted-vs-actual table
@@ -80,6 +67,11 @@ class TrackingConfig:
 
 
 @dataclass
+class RerunConfig:
+    force: bool = False  # multirun: train every job, even one a finished run already did
+
+
+@dataclass
 class Config:
     seed: int = 0
     data: DataConfig = field(default_factory=DataConfig)
@@ -88,6 +80,7 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    rerun: RerunConfig = field(default_factory=RerunConfig)
 
 
 def hidden_layers(model: ModelConfig) -> list[int]:

@@ -10,7 +10,11 @@ shape (neurons,). Over a batch X of shape (n_samples, n_inputs), in matrix form:
               ∂C/∂W_l = δ_lᵀ @ a_{l−1} / n,      ∂C/∂b_l = Σ_rows δ_l / n
 
 There is no loop over examples. The training path writes into a `Workspace` allocated once per
-batch size, so an epoch allocates nothing large.
+batch size, so an epoch allocates nothing large. `backprop` works on the transposes, one row per
+neuron and one column per example (z_lᵀ = W_l a_{l−1}ᵀ + b_l, δ_{l−1}ᵀ = W_lᵀ δ_lᵀ, ∂C/∂W_l = δ_lᵀ
+a_{l−1} / n): the same products, but adding b_l and summing δ_l over examples then run along
+contiguous rows, which is what makes small layers fast. `Workspace.a` and `.delta` are
+(n, neurons) views of those buffers.
 """
 
 from __future__ import annotations
@@ -131,48 +135,62 @@ class Network:
         X has shape (n, n_inputs) and y shape (n, n_outputs), both of the network's dtype.
         """
         n = len(X)
-        ws = ws if ws is not None and ws.batch_size == n else Workspace.for_network(self, n)
+        if ws is None or ws.batch_size != n:
+            ws = Workspace.for_network(self, n)
         acts = self.activations
-        a = X
-        for W, b, z, f in zip(self.weights, self.biases, ws.a, acts):
-            np.matmul(a, W.T, out=z)
-            z += b
-            a = ACTIVATE[f](z)  # z's buffer now holds a_l
-        delta = ws.delta[-1]
-        np.subtract(a, y, out=delta)
-        cost = 0.5 * float(np.vdot(delta, delta)) / n
-        delta *= delta.dtype.type(1 / n)  # every gradient below is then a mean over examples
-        BACKPROP[acts[-1]](a, delta)
+        aT = X.T
+        for W, b, zT, f in zip(self.weights, self.biases, ws.a_T, acts):
+            np.matmul(W, aT, out=zT)  # z_lᵀ = W_l a_{l-1}ᵀ + b_l
+            zT += b[:, None]
+            aT = ACTIVATE[f](zT)  # z's buffer now holds a_l
+        deltaT = ws.delta_T[-1]
+        np.subtract(aT, y.T, out=deltaT)
+        cost = 0.5 * float(np.vdot(deltaT, deltaT)) / n
+        deltaT *= deltaT.dtype.type(1 / n)  # every gradient below is then a mean over examples
+        BACKPROP[acts[-1]](aT, deltaT)
         for l in range(len(self.weights) - 1, -1, -1):
-            a_prev = X if l == 0 else ws.a[l - 1]
-            np.matmul(delta.T, a_prev, out=ws.grad_W[l])
-            np.sum(delta, axis=0, out=ws.grad_b[l])
+            a_prevT = X.T if l == 0 else ws.a_T[l - 1]
+            np.matmul(deltaT, a_prevT.T, out=ws.grad_W[l])
+            np.sum(deltaT, axis=1, out=ws.grad_b[l])
             if l > 0:
-                np.matmul(delta, self.weights[l], out=ws.delta[l - 1])
-                delta = BACKPROP[acts[l - 1]](a_prev, ws.delta[l - 1])
+                np.matmul(self.weights[l].T, deltaT, out=ws.delta_T[l - 1])
+                deltaT = BACKPROP[acts[l - 1]](a_prevT, ws.delta_T[l - 1])
         return cost
 
 
 @dataclass
 class Workspace:
-    """Buffers for one batch size: activations, deltas and gradients of every layer."""
+    """Buffers for one batch size: activations, deltas and gradients of every layer.
+
+    `a_T[l]` and `delta_T[l]` are C-ordered (neurons, n) buffers; `a[l]` and `delta[l]` are their
+    (n, neurons) transposed views.
+    """
 
     batch_size: int
     a: list[Array] = field(default_factory=list)
     delta: list[Array] = field(default_factory=list)
     grad_W: list[Array] = field(default_factory=list)
     grad_b: list[Array] = field(default_factory=list)
+    a_T: list[Array] = field(default_factory=list, repr=False)
+    delta_T: list[Array] = field(default_factory=list, repr=False)
+
+    def __post_init__(self) -> None:
+        self.a_T = self.a_T or [a.T for a in self.a]
+        self.delta_T = self.delta_T or [d.T for d in self.delta]
 
     @classmethod
     def for_network(cls, net: Network, batch_size: int) -> Workspace:
         dt = net.dtype
-        outs = [(batch_size, W.shape[0]) for W in net.weights]
+        a_T = [np.empty((W.shape[0], batch_size), dt) for W in net.weights]
+        delta_T = [np.empty((W.shape[0], batch_size), dt) for W in net.weights]
         return cls(
             batch_size,
-            [np.empty(s, dt) for s in outs],
-            [np.empty(s, dt) for s in outs],
+            [aT.T for aT in a_T],
+            [dT.T for dT in delta_T],
             [np.empty_like(W) for W in net.weights],
             [np.empty_like(b) for b in net.biases],
+            a_T,
+            delta_T,
         )
 
     @property

@@ -34,7 +34,8 @@ def predicted_vs_actual(actual: np.ndarray, predicted: np.ndarray, target: str, 
     fig, ax = plt.subplots(figsize=(5, 5))
     ax.scatter(actual, predicted, s=12, alpha=0.7)
     if len(actual):
-        lo, hi = float(min(actual.min(), predicted.min())), float(max(actual.max(), predicted.max()))
+        lo = float(min(actual.min(), predicted.min()))
+        hi = float(max(actual.max(), predicted.max()))
         ax.plot([lo, hi], [lo, hi], color="grey", linestyle="--", label="perfect")
         ax.legend()
     ax.set(xlabel=f"actual {target}", ylabel=f"predicted {target}",

@@ -1,4 +1,4 @@
-"""What a rerun needs to know about where a run came from: code version, packages, BLAS, platform."""
+"""What a rerun needs to know of a run's origin: code version, packages, BLAS, platform."""
 
 from __future__ import annotations
 

@@ -1,22 +1,23 @@
 """The trained network as an MLflow pyfunc model: raw features in, original units out.
 
 The model's only artifact is one `.npz` (weights, both scalers, column names) read back without
-pickle; the model is logged from code (model_code.py), not pickled, and the package code travels with the model (`code_paths`), so it loads from any directory.
+pickle. The model is logged from code (model_code.py), not pickled, and the package code travels
+with it (`code_paths`), so it loads from any directory.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-import mlflow.pyfunc
 import numpy as np
 import pandas as pd
+from mlflow.pyfunc import PythonModel
 
 from backprop_lab.normalize import Scaler
 from backprop_lab.weights import load_arrays, network_from_arrays
 
 
-class NetworkModel(mlflow.pyfunc.PythonModel):  # type: ignore[misc]
+class NetworkModel(PythonModel):
     def load_context(self, context: Any) -> None:
         arrays = load_arrays(context.artifacts["model"])
         self.network = network_from_arrays(arrays, "model.npz")
@@ -25,7 +26,7 @@ class NetworkModel(mlflow.pyfunc.PythonModel):  # type: ignore[misc]
         self.features = [str(name) for name in arrays["feature_names"]]
         self.targets = [str(name) for name in arrays["target_names"]]
 
-    def predict(self, context, model_input, params=None):  # type: ignore[no-untyped-def]
+    def predict(self, context, model_input, params=None):
         # (no type hints: MLflow would read them as a schema and warn; the signature is logged)
         frame = pd.DataFrame(model_input)
         missing = [name for name in self.features if name not in frame.columns]

@@ -141,14 +141,22 @@ class Run:
 
 
 class MetricBuffer:
-    """Epoch callback that collects per-epoch metrics and writes them in batches."""
+    """Epoch callback that collects per-epoch metrics and writes them in batches.
+
+    The training costs arrive as train_cost/val_cost and are logged as `train_loss`/`val_loss`
+    (in the units the network trains in), apart from the final `{split}_cost` metrics, which are
+    in the target's original units.
+    """
 
     def __init__(self, run: Run, every: int = 500):
-        self.run, self.every, self.pending = run, every, []  # type: list[Metric]
+        self.run, self.every = run, every
+        self.pending: list[Metric] = []
 
     def __call__(self, epoch: int, values: Mapping[str, float]) -> None:
         now = int(time.time() * 1000)
-        self.pending.extend(Metric(k, float(v), now, epoch) for k, v in values.items())
+        self.pending.extend(
+            Metric(k.replace("_cost", "_loss"), float(v), now, epoch) for k, v in values.items()
+        )
         if len(self.pending) >= self.every:
             self.flush()
 

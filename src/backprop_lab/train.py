@@ -59,7 +59,8 @@ class History:
     @property
     def stop_reason(self) -> str:
         if self.diverged:
-            return f"diverged at epoch {self.diverged_epoch} (last finite cost {self.last_finite_cost})"
+            last = self.last_finite_cost
+            return f"diverged at epoch {self.diverged_epoch} (last finite cost {last})"
         if self.stopped_early:
             return f"early stopping: best epoch {self.best_epoch}"
         return "completed"
@@ -147,7 +148,10 @@ def train(
         else:
             since_best += 1
         for callback in callbacks:
-            callback(epoch, {"train_cost": train_cost, **({"val_cost": monitored} if has_val else {})})
+            values = {"train_cost": train_cost}
+            if has_val:
+                values["val_cost"] = monitored
+            callback(epoch, values)
         if config.patience is not None and since_best > config.patience:
             history.stopped_early = True
             break

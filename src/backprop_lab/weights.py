@@ -10,6 +10,7 @@ from __future__ import annotations
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -36,7 +37,8 @@ def save_network(
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("wb") as fh:  # a file handle keeps numpy from appending a second ".npz"
-        np.savez(fh, **network_arrays(net), **dict(extras or {}))
+        arrays: dict[str, Any] = {**network_arrays(net), **dict(extras or {})}
+        np.savez(fh, **arrays)
     return path
 
 
@@ -60,8 +62,11 @@ def network_from_arrays(arrays: Mapping[str, np.ndarray], source: str = "weights
     n_layers = 0
     while f"W{n_layers}" in arrays:
         n_layers += 1
-    if f"b{n_layers}" in arrays or any(f"b{l}" not in arrays for l in range(n_layers)):
-        raise ValueError(f"{source}: every W{{l}} needs a b{{l}}; found {sorted(arrays)}")
+    unpaired = [f"b{l}" for l in range(n_layers) if f"b{l}" not in arrays]
+    if unpaired or f"b{n_layers}" in arrays:
+        missing_or_extra = unpaired or [f"W{n_layers}"]
+        raise ValueError(f"{source}: every W{{l}} needs a b{{l}}; missing {missing_or_extra}, "
+                         f"found {sorted(arrays)}")
     dtype = str(arrays["dtype"])
     weights = [np.asarray(arrays[f"W{l}"]) for l in range(n_layers)]
     biases = [np.asarray(arrays[f"b{l}"]) for l in range(n_layers)]
