@@ -40,7 +40,8 @@ def test_tutorial_presets_match_the_tutorial(compose_config) -> None:
     one = to_config(compose_config(["experiment=tutorial_one_layer"]))
     assert (one.model.hidden, one.model.activation, one.model.output_activation) == (
         [], "linear", "linear")
-    assert (one.model.init, one.normalize.features, one.train.optimizer) == ("uniform", "none", "gd")
+    assert (one.model.init, one.normalize.features) == ("uniform", "none")
+    assert one.train.optimizer == "gd"
     assert (one.train.lr, one.train.epochs, one.train.batch_size) == (8e-7, 200, None)
     three = to_config(compose_config(["experiment=tutorial_three_layer"]))
     assert (three.model.hidden, three.train.epochs, three.train.lr) == ([5, 3], 30, 8e-7)
