@@ -97,7 +97,7 @@ def signature_and_example(ds: Dataset, X_rows: np.ndarray) -> tuple[Any, pd.Data
 def write_artifacts(folder: Path, config: DictConfig, result: stages.Result,
                     git_diff: str, hydra_dir: Path | None) -> Path:
     """Everything a reader or a rerun needs, written to `folder`; returns the model .npz path."""
-    OmegaConf.save(config, folder / "config.yaml", resolve=True)
+    write_provenance(folder, config, git_diff, hydra_dir)
     ds, prepared, net = result.dataset, result.prepared, result.network
     scalers = {**prepared.x_scaler.to_arrays("x_"), **prepared.y_scaler.to_arrays("y_")}
     names = {"feature_names": np.array(ds.feature_names), "target_names": np.array(ds.target_names)}
@@ -112,6 +112,14 @@ def write_artifacts(folder: Path, config: DictConfig, result: stages.Result,
         plots.predicted_vs_actual(preds[f"actual_{target}"].to_numpy(),
                                   preds[f"predicted_{target}"].to_numpy(), target,
                                   folder / "predicted_vs_actual.png")
+    return model_npz
+
+
+def write_provenance(folder: Path, config: DictConfig, git_diff: str,
+                     hydra_dir: Path | None) -> None:
+    """What a rerun needs of any run (cross-validation too): config.yaml, environment.json,
+    git_diff.patch when the tree is dirty, and Hydra's .hydra/ folder."""
+    OmegaConf.save(config, folder / "config.yaml", resolve=True)
     (folder / "environment.json").write_text(json.dumps(provenance.environment(), indent=2))
     if git_diff:
         (folder / "git_diff.patch").write_text(git_diff)
@@ -119,7 +127,6 @@ def write_artifacts(folder: Path, config: DictConfig, result: stages.Result,
         import shutil
 
         shutil.copytree(hydra_dir / ".hydra", folder / ".hydra")
-    return model_npz
 
 
 def print_report(result: stages.Result, n_examples: int) -> None:
@@ -225,6 +232,9 @@ def _tracked_pipeline(cfg: DictConfig, config: Config, run: tracking.Run,
     run.set_tags({"data_fingerprint": ds.fingerprint, "data_source": ds.source,
                   "data_shape": f"{ds.X.shape[0]}x{ds.X.shape[1]}"})
     if config.eval.cv_folds >= 2:
+        with tempfile.TemporaryDirectory(prefix="backprop-lab-") as tmp:
+            write_provenance(Path(tmp), cfg, provenance.git_state()["diff"], hydra_dir)
+            run.log_artifacts(Path(tmp))
         return _cross_validate(config, ds, run)
     buffer = tracking.MetricBuffer(run)
     started = time.perf_counter()
