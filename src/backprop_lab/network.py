@@ -151,9 +151,13 @@ class Network:
         for l in range(len(self.weights) - 1, -1, -1):
             a_prevT = X.T if l == 0 else ws.a_T[l - 1]
             np.matmul(deltaT, a_prevT.T, out=ws.grad_W[l])
-            np.sum(deltaT, axis=1, out=ws.grad_b[l])
+            np.matmul(deltaT, ws.ones, out=ws.grad_b[l])  # Σ over examples, as δᵀ·1
             if l > 0:
-                np.matmul(self.weights[l].T, deltaT, out=ws.delta_T[l - 1])
+                W = self.weights[l]
+                if len(W) == 1:  # one neuron: W_lᵀ δ_lᵀ is an outer product, slow as a GEMM
+                    np.multiply(W.T, deltaT, out=ws.delta_T[l - 1])
+                else:
+                    np.matmul(W.T, deltaT, out=ws.delta_T[l - 1])
                 deltaT = BACKPROP[acts[l - 1]](a_prevT, ws.delta_T[l - 1])
         return cost
 
@@ -173,10 +177,14 @@ class Workspace:
     grad_b: list[Array] = field(default_factory=list)
     a_T: list[Array] = field(default_factory=list, repr=False)
     delta_T: list[Array] = field(default_factory=list, repr=False)
+    ones: Array = field(default_factory=lambda: np.empty(0), repr=False)
 
     def __post_init__(self) -> None:
         self.a_T = self.a_T or [a.T for a in self.a]
         self.delta_T = self.delta_T or [d.T for d in self.delta]
+        if len(self.ones) != self.batch_size:
+            dt = self.grad_b[0].dtype if self.grad_b else np.float64
+            self.ones = np.ones(self.batch_size, dt)
 
     @classmethod
     def for_network(cls, net: Network, batch_size: int) -> Workspace:
@@ -191,6 +199,7 @@ class Workspace:
             [np.empty_like(b) for b in net.biases],
             a_T,
             delta_T,
+            np.ones(batch_size, dt),
         )
 
     @property

@@ -97,8 +97,10 @@ def train(
         X_val = np.ascontiguousarray(X_val, dtype=dt)
         y_val = np.ascontiguousarray(y_val, dtype=dt).reshape(len(X_val), -1)
     opt = make_optimizer(config.optimizer, config.lr, config.momentum, config.weight_decay)
-    workspaces: dict[int, Workspace] = {}
+    workspaces: dict[int, tuple[Workspace, list[Array]]] = {}  # batch size -> (buffers, grads)
     xb_buffers: dict[int, tuple[Array, Array]] = {}
+    full_batch = config.batch_size is None or config.batch_size >= len(X)
+    X_full = np.asfortranarray(X) if full_batch else X  # backprop reads Xᵀ, one row per input
     params = net.parameters
     best = [p.copy() for p in params]
     start = [p.copy() for p in params]
@@ -106,27 +108,35 @@ def train(
     first_cost: float | None = None
     since_best = 0
 
-    for epoch in tqdm(range(config.epochs), disable=not config.progress, desc="train", unit="ep"):
+    epochs = range(config.epochs)
+    for epoch in tqdm(epochs, desc="train", unit="ep") if config.progress else epochs:
         if not has_val:
             for s, p in zip(start, params):
                 np.copyto(s, p)
         total = 0.0
-        for idx in batches(len(X), config.batch_size, config.shuffle, rng):
-            n = len(idx)
-            if n == len(X):
-                xb, yb = X, y
+        order = [None] if full_batch else batches(len(X), config.batch_size, config.shuffle, rng)
+        for idx in order:
+            if idx is None:
+                n, xb, yb = len(X), X_full, y
+            elif not config.shuffle:  # a batch in order is a slice: no copy
+                n, i = len(idx), int(idx[0])
+                xb, yb = X[i : i + n], y[i : i + n]
             else:
+                n = len(idx)
                 if n not in xb_buffers:
                     xb_buffers[n] = (np.empty((n, X.shape[1]), dt), np.empty((n, y.shape[1]), dt))
                 xb, yb = xb_buffers[n]
-                np.take(X, idx, axis=0, out=xb)
-                np.take(y, idx, axis=0, out=yb)
-            ws = workspaces.get(n) or workspaces.setdefault(n, Workspace.for_network(net, n))
+                np.take(X, idx, axis=0, out=xb, mode="clip")  # "clip": no bounds-check copy
+                np.take(y, idx, axis=0, out=yb, mode="clip")
+            if n not in workspaces:
+                ws = Workspace.for_network(net, n)
+                workspaces[n] = ws, ws.grads
+            ws, grads = workspaces[n]
             cost = net.backprop(xb, yb, ws)
             total += cost * n
             if not math.isfinite(cost):
                 break
-            opt.step(params, ws.grads)
+            opt.step(params, grads)
         train_cost = total / len(X)
         history.train_cost.append(train_cost)
         monitored = train_cost
@@ -143,8 +153,11 @@ def train(
         history.last_finite_cost = monitored
         if monitored < history.best_cost:
             history.best_cost, history.best_epoch, since_best = monitored, epoch, 0
-            for b, p in zip(best, start if not has_val else params):
-                np.copyto(b, p)
+            if has_val:
+                for b, p in zip(best, params):
+                    np.copyto(b, p)
+            else:  # this cost is that of the weights in `start`: keep them, reuse the old buffers
+                best, start = start, best
         else:
             since_best += 1
         for callback in callbacks:
