@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 ARGS   ?=
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint bench ui clean
+.PHONY: run test lint bench ui server clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -19,7 +19,7 @@ run: $(STAMP)  ## train the default network on Boston housing and log it to mlru
 	MLFLOW_DISABLE_TELEMETRY=true $(PY) -m pipelines.train $(ARGS)
 
 lint: $(STAMP)  ## ruff and mypy
-	$(VENV)/bin/ruff check src pipelines tests bench
+	$(VENV)/bin/ruff check src pipelines tests bench server
 	$(VENV)/bin/mypy
 
 test: lint  ## lint, type-check, then the whole test suite
@@ -31,6 +31,9 @@ bench: $(STAMP)  ## peer benchmarks (numbers, not pass/fail); see bench/README.m
 ui: $(STAMP)  ## browse the runs: http://127.0.0.1:5000
 	$(VENV)/bin/mlflow ui --host 127.0.0.1 --port 5000 \
 		--backend-store-uri sqlite:///$(CURDIR)/mlruns/mlflow.db
+
+server: $(STAMP)  ## shared MLflow server, PostgreSQL + logins: MLFLOW_AUTH_ADMIN_PASSWORD=... make server
+	MLFLOW_DISABLE_TELEMETRY=true $(PY) server/mlflow_server.py $(ARGS)
 
 clean:
 	rm -rf $(VENV) outputs multirun .pytest_cache .mypy_cache .ruff_cache

@@ -146,7 +146,8 @@ def sweep_parent(multirun: bool) -> dict[str, str]:
     """The sweep's parent run and id, written by `pipelines.callbacks.SweepTracking`."""
     if not multirun:
         return {}
-    marker = Path(HydraConfig.get().sweep.dir) / "sweep.json"
+    hc = HydraConfig.get()  # a relative sweep dir is the launching process's: Ray cluster
+    marker = Path(hc.runtime.cwd) / hc.sweep.dir / "sweep.json"  # workers start elsewhere
     return json.loads(marker.read_text()) if marker.is_file() else {}
 
 

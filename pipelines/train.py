@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import os
 import sys
+
+# hydra/launcher=ray_*: Ray reports no usage stats, and a driver joining a cluster sends its token
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+os.environ.setdefault("RAY_AUTH_MODE", "token")
 
 import hydra
 from omegaconf import DictConfig
 
 from backprop_lab.config import ConfigError
 from backprop_lab.data import DataError
+from backprop_lab.tracking import TrackingUnavailable
 from pipelines.job import Diverged, train_job
 
 
@@ -17,7 +23,7 @@ def main(cfg: DictConfig) -> float:
     """Returns the validation MSE, which sweepers (Optuna) minimise."""
     try:
         return train_job(cfg).objective
-    except (ConfigError, DataError, Diverged) as err:
+    except (ConfigError, DataError, Diverged, TrackingUnavailable) as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2 if isinstance(err, ConfigError) else 1)
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "3")  # a lost server: ~15 s, not ~4 min
 
 import mlflow  # noqa: E402
 from mlflow.entities import Metric, Param, RunTag  # noqa: E402
@@ -53,10 +54,42 @@ class Store:
     def __post_init__(self) -> None:
         if is_local(self.uri):
             local_root(self.uri).mkdir(parents=True, exist_ok=True)
+        elif self.uri.startswith(("http://", "https://")):
+            check_server(self.uri)
         mlflow.set_tracking_uri(self.uri)
         self.client = MlflowClient(self.uri)
         if not self.experiment_id:
             self.experiment_id = ensure_experiment(self.client, self.uri, self.experiment)
+
+
+class TrackingUnavailable(RuntimeError):
+    """The tracking server cannot be reached, or it refuses the credentials."""
+
+
+def check_server(uri: str, timeout: float = 10.0) -> None:
+    """One request, without retries, before anything is logged: an unreachable server or refused
+    credentials (MLFLOW_TRACKING_USERNAME/PASSWORD) fail at once, naming the URL and the cause."""
+    from mlflow.utils.credentials import get_default_host_creds
+    from mlflow.utils.rest_utils import http_request
+
+    creds = get_default_host_creds(uri)
+    try:
+        answer = http_request(creds, "/api/2.0/mlflow/experiments/search", "POST", max_retries=0,
+                              timeout=timeout, raise_on_status=False, json={"max_results": 1})
+    except Exception as err:
+        cause: BaseException = err
+        while cause.__cause__ or cause.__context__:
+            cause = cause.__cause__ or cause.__context__  # type: ignore[assignment]
+        raise TrackingUnavailable(f"MLflow tracking server {uri} is unreachable: "
+                                  f"{type(cause).__name__}: {cause}") from err
+    if answer.status_code == 401:
+        who = (f"user {creds.username!r} (MLFLOW_TRACKING_USERNAME/PASSWORD)" if creds.username
+               else "a request without credentials: set MLFLOW_TRACKING_USERNAME and "
+               "MLFLOW_TRACKING_PASSWORD")
+        raise TrackingUnavailable(f"MLflow tracking server {uri} refused {who} (401 Unauthorized)")
+    if answer.status_code >= 400:
+        raise TrackingUnavailable(f"MLflow tracking server {uri} answered {answer.status_code}: "
+                                  f"{answer.text[:300]}")
 
 
 def ensure_experiment(client: MlflowClient, uri: str, name: str) -> str:

@@ -1,0 +1,274 @@
+"""A shared MLflow tracking server with logins (basic auth) on PostgreSQL: `make server`.
+
+    MLFLOW_AUTH_ADMIN_PASSWORD=... [BACKPROP_LAB_USERS="ann:pw1:EDIT bob:pw2"] \\
+        python server/mlflow_server.py [--port 5000] [--host 127.0.0.1] [--artifacts DIR]
+        [--db-url postgresql://user:pw@host/db | --pg-dir DIR] [mlflow server options]
+
+Without --db-url it starts its own PostgreSQL on a free loopback port: a throwaway one in a temp
+folder (removed at stop) or, with --pg-dir, one whose data lasts across restarts. Secrets come
+only from the environment, never from files in the repository:
+  MLFLOW_AUTH_ADMIN_PASSWORD  the admin's password (user MLFLOW_AUTH_ADMIN_USERNAME, or admin)
+  BACKPROP_LAB_USERS          users to create at start, whitespace-separated `name:password[:PERM]`;
+                              PERM is READ (the default: can see, not write), EDIT or MANAGE,
+                              granted on every experiment
+  BACKPROP_LAB_DB_URL         the same as --db-url; BACKPROP_LAB_AUTH_DB_URL for the user store
+                              (default: the same database; MLflow keeps its tables apart)
+The basic-auth ini and the database password are written to a private runtime folder outside the
+repository. Basic auth sends passwords in clear text: beyond localhost, put TLS in front.
+Ctrl-C (or SIGTERM to this process) stops the server and the PostgreSQL it started.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PERMISSIONS = ("READ", "EDIT", "MANAGE")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def pg_bin(name: str) -> str:
+    """A PostgreSQL server program: on PATH, or where Debian puts it (newest version first)."""
+    found = shutil.which(name)
+    candidates = sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}"),
+                        key=lambda p: int(p.parts[-3]) if p.parts[-3].isdigit() else 0)
+    if found:
+        return found
+    if candidates:
+        return str(candidates[-1])
+    raise SystemExit(f"error: PostgreSQL's {name} not found (apt-get install postgresql), or pass "
+                     "--db-url for an existing PostgreSQL")
+
+
+def as_db_owner(cmd: list[str]) -> list[str]:
+    """PostgreSQL refuses to run as root: run its programs as the `postgres` user then."""
+    return ["runuser", "-u", "postgres", "--", *cmd] if os.geteuid() == 0 else cmd
+
+
+class LocalPostgres:
+    """A PostgreSQL cluster in `folder`, listening on 127.0.0.1:`port` only."""
+
+    def __init__(self, folder: Path, port: int):
+        self.folder, self.port, self.data = folder, port, folder / "data"
+        self.password_file = folder / "password"
+
+    def start(self) -> None:
+        fresh = not (self.data / "PG_VERSION").is_file()
+        self.folder.mkdir(parents=True, exist_ok=True)
+        if fresh:
+            self.password_file.write_text(secrets.token_urlsafe(24))
+        self.password_file.chmod(0o600)
+        if os.geteuid() == 0:
+            shutil.chown(self.folder, "postgres", "postgres")
+            shutil.chown(self.password_file, "postgres", "postgres")
+            self.folder.chmod(0o700)
+        if fresh:
+            subprocess.run(as_db_owner([
+                pg_bin("initdb"), "-D", str(self.data), "-U", "mlflow", "--auth=scram-sha-256",
+                f"--pwfile={self.password_file}", "-E", "UTF8", "--no-instructions",
+            ]), check=True, stdout=subprocess.DEVNULL)
+        options = f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.folder}"
+        subprocess.run(as_db_owner([
+            pg_bin("pg_ctl"), "-D", str(self.data), "-l", str(self.folder / "postgres.log"),
+            "-o", options, "-w", "-t", "60", "start",
+        ]), check=True, stdout=subprocess.DEVNULL)
+        if fresh:
+            import psycopg
+
+            with psycopg.connect(self.url("postgres", "postgresql"), autocommit=True) as conn:
+                for name in ("mlflow", "mlflow_auth"):
+                    conn.execute(f"CREATE DATABASE {name}")
+
+    def url(self, database: str, scheme: str = "postgresql+psycopg") -> str:
+        password = self.password_file.read_text().strip()
+        return f"{scheme}://mlflow:{password}@127.0.0.1:{self.port}/{database}"
+
+    def pid(self) -> int:
+        return int((self.data / "postmaster.pid").read_text().split()[0])
+
+    def stop(self) -> None:
+        subprocess.run(as_db_owner([pg_bin("pg_ctl"), "-D", str(self.data), "-m", "fast",
+                                    "-w", "stop"]), stdout=subprocess.DEVNULL, check=False)
+
+
+def parse_users(spec: str) -> list[tuple[str, str, str]]:
+    """`ann:pw1:EDIT bob:pw2` -> [("ann", "pw1", "EDIT"), ("bob", "pw2", "READ")]."""
+    users = []
+    for entry in spec.split():
+        name, _, rest = entry.partition(":")
+        password, _, permission = rest.rpartition(":")
+        if permission.upper() not in PERMISSIONS:
+            password, permission = rest, "READ"
+        if not name or not password:
+            raise SystemExit(f"error: BACKPROP_LAB_USERS entry for {name!r} needs name:password")
+        users.append((name, password, permission.upper()))
+    return users
+
+
+def write_auth_config(folder: Path, auth_db_url: str, admin: str) -> Path:
+    """The basic-auth ini (private): new users READ, credential checks cached for 60 s."""
+    path = folder / "basic_auth.ini"
+    path.touch(mode=0o600)
+    path.write_text(
+        "[mlflow]\ndefault_permission = READ\n"
+        f"database_uri = {auth_db_url}\nadmin_username = {admin}\n"
+        "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
+        "grant_default_workspace_access = false\n"
+        "auth_cache_ttl_seconds = 60\n")
+    return path
+
+
+def wait_healthy(url: str, process: subprocess.Popen[bytes], timeout: float = 90.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"error: mlflow server exited with {process.returncode}")
+        try:
+            with urllib.request.urlopen(f"{url}/health", timeout=2) as answer:
+                if answer.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.5)
+    raise SystemExit(f"error: mlflow server at {url} not healthy after {timeout:.0f} s")
+
+
+def api(url: str, endpoint: str, body: dict[str, str], user: str, password: str) -> int:
+    """POST `body` as JSON with basic auth; the HTTP status (errors included)."""
+    import base64
+    import urllib.error
+
+    token = base64.b64encode(f"{user}:{password}".encode()).decode()
+    request = urllib.request.Request(
+        f"{url}{endpoint}", data=json.dumps(body).encode(), method="POST",
+        headers={"Authorization": f"Basic {token}", "Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            return int(answer.status)
+    except urllib.error.HTTPError as err:
+        if err.code >= 500 or err.code in (401, 403):
+            detail = err.read()[:300].decode(errors="replace")
+            raise SystemExit(f"error: {endpoint} answered {err.code}: {detail}") from err
+        return int(err.code)  # 400/409: the user or the grant exists already
+
+
+def create_users(url: str, admin: str, admin_password: str,
+                 users: list[tuple[str, str, str]]) -> None:
+    """Create each user (or reset its password) and grant EDIT/MANAGE on every experiment; READ
+    users rely on default_permission."""
+    for name, password, permission in users:
+        body = {"username": name, "password": password}
+        if api(url, "/api/2.0/mlflow/users/create", body, admin, admin_password) != 200:
+            api(url, "/api/2.0/mlflow/users/update-password", body, admin, admin_password)
+        if permission != "READ":
+            grant = {"username": name, "resource_type": "experiment", "resource_id": "*",
+                     "permission": permission}
+            api(url, "/api/3.0/mlflow/users/permissions/grant", grant, admin, admin_password)
+        print(f"user {name}: {permission}", flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--host", default=os.environ.get("BACKPROP_LAB_SERVER_HOST", "127.0.0.1"))
+    parser.add_argument("--port", type=int, default=int(os.environ.get("BACKPROP_LAB_SERVER_PORT",
+                                                                       "5000")))
+    parser.add_argument("--artifacts", type=Path, default=Path(os.environ.get(
+        "BACKPROP_LAB_SERVER_ARTIFACTS", ROOT / "mlruns" / "server-artifacts")))
+    parser.add_argument("--db-url", default=os.environ.get("BACKPROP_LAB_DB_URL"))
+    parser.add_argument("--pg-dir", type=Path, help="keep the local PostgreSQL's data here")
+    parser.add_argument("--workers", type=int, default=2)
+    args, passed_on = parser.parse_known_args()  # the rest goes to `mlflow server`
+    admin = os.environ.get("MLFLOW_AUTH_ADMIN_USERNAME", "admin")
+    admin_password = os.environ.get("MLFLOW_AUTH_ADMIN_PASSWORD")
+    if not admin_password or len(admin_password) < 12:
+        raise SystemExit("error: set MLFLOW_AUTH_ADMIN_PASSWORD to the admin's password "
+                         "(MLflow requires 12 characters or more)")
+    users = parse_users(os.environ.get("BACKPROP_LAB_USERS", ""))
+    runtime = Path(tempfile.mkdtemp(prefix="backprop-lab-server-"))
+    runtime.chmod(0o711)  # postgres (when root) may pass through to its own folder
+    postgres = None
+    if not args.db_url:
+        postgres = LocalPostgres(args.pg_dir.resolve() if args.pg_dir else runtime / "pg",
+                                 free_port())
+    server: subprocess.Popen[bytes] | None = None
+
+    def on_signal(*_: object) -> None:
+        raise SystemExit(0)  # unwinds to the `finally` below
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    try:
+        if postgres is not None:
+            postgres.start()
+            db_url, auth_db_url = postgres.url("mlflow"), postgres.url("mlflow_auth")
+        else:
+            db_url = args.db_url
+            auth_db_url = os.environ.get("BACKPROP_LAB_AUTH_DB_URL", db_url)
+        args.artifacts.mkdir(parents=True, exist_ok=True)
+        env = {**os.environ, "MLFLOW_BACKEND_STORE_URI": db_url,
+               "MLFLOW_AUTH_CONFIG_PATH": str(write_auth_config(runtime, auth_db_url, admin)),
+               "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", "MLFLOW_DISABLE_TELEMETRY": "true",
+               # signs the UI's CSRF tokens; the same for every worker
+               "MLFLOW_FLASK_SERVER_SECRET_KEY": os.environ.get("MLFLOW_FLASK_SERVER_SECRET_KEY")
+               or secrets.token_hex(32)}
+        url = f"http://{args.host}:{args.port}"
+        server = subprocess.Popen(
+            [sys.executable, "-m", "mlflow", "server", "--app-name", "basic-auth",
+             "--host", args.host, "--port", str(args.port), "--workers", str(args.workers),
+             "--artifacts-destination", str(args.artifacts.resolve()), *passed_on],
+            env=env, cwd=runtime, start_new_session=True)
+        wait_healthy(url, server)
+        create_users(url, admin, admin_password, users)
+        report(url, server.pid, postgres, args, db_url)
+        server.wait()
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        stop(server, postgres, runtime)
+
+
+def stop(server: subprocess.Popen[bytes] | None, postgres: LocalPostgres | None,
+         runtime: Path) -> None:
+    """The server's process group, then PostgreSQL, then the runtime folder."""
+    if server is not None and server.poll() is None:
+        try:
+            os.killpg(server.pid, signal.SIGTERM)
+            server.wait(20)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    if postgres is not None and (postgres.data / "postmaster.pid").is_file():
+        postgres.stop()
+    shutil.rmtree(runtime, ignore_errors=True)
+
+
+def report(url: str, server_pid: int, postgres: LocalPostgres | None, args: argparse.Namespace,
+           db_url: str) -> None:
+    where = (f"throwaway PostgreSQL on 127.0.0.1:{postgres.port} (gone at stop)"
+             if postgres and not args.pg_dir else "PostgreSQL at " + db_url.split("@")[-1])
+    print(json.dumps({"url": url, "pid": os.getpid(), "server_pid": server_pid,
+                      "postgres_pid": postgres.pid() if postgres else None}), flush=True)
+    print(f"READY {url}: runs in {where}, artifacts in {args.artifacts}\n  log to it with: "
+          f"MLFLOW_TRACKING_USERNAME=... MLFLOW_TRACKING_PASSWORD=... python -m pipelines.train "
+          f"tracking=server tracking.uri={url}\n  Ctrl-C stops it.", flush=True)
+
+
+if __name__ == "__main__":
+    main()
