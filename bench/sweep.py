@@ -1,0 +1,140 @@
+"""Sweep speed: the `lr_depth` grid (20 jobs) on Boston with the basic and the joblib launcher.
+
+    .venv/bin/python bench/sweep.py [--launchers basic joblib] [--repeat 1] [KEY=VALUE ...]
+
+Extra KEY=VALUE arguments are passed to every sweep (e.g. train.epochs=200,
+tracking.log_model=true). Each sweep runs as a user would run it, `python -m pipelines.train -m
+sweep=lr_depth hydra/launcher=...`, on a fresh copy of an already migrated store, and is read
+back from MLflow. Reported per sweep:
+
+  jobs/min      20 jobs / wall time
+  training      sum of the jobs' `seconds_training` tags / (workers x wall)
+  MLflow        sum of the jobs' `seconds_mlflow` tags / (workers x wall): every MLflow call a
+                job makes (create run, params, metrics, artifacts, the pyfunc model, end)
+  start-up      (first job's start - command start) / wall: interpreter, imports, Hydra
+                composition, opening the store, the parent run; for joblib also starting the
+                worker processes and their imports
+  other         the rest: per-job Hydra composition and data loading, writing artifacts and
+                plots, git provenance, the summary at the end, idle workers
+
+`workers` is 1 for the basic launcher, n_jobs (all cores) for joblib. Numbers, not pass/fail;
+machines are noisy, so run --repeat 3 and read the medians.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+
+
+def migrated_store(folder: Path) -> tuple[Path, float]:
+    """A freshly migrated sqlite store (and the seconds migrating took: paid once per store)."""
+    from mlflow.tracking import MlflowClient
+
+    db = folder / "template.db"
+    started = time.perf_counter()
+    MlflowClient(f"sqlite:///{db}").search_experiments()
+    return db, time.perf_counter() - started
+
+
+def run_sweep(template: Path, folder: Path, launcher: str, extra: list[str]) -> dict[str, Any]:
+    """One sweep as a user runs it; its timings, read back from MLflow."""
+    from mlflow.tracking import MlflowClient
+
+    folder.mkdir(parents=True)
+    db = folder / "mlflow.db"
+    shutil.copy(template, db)
+    uri = f"sqlite:///{db}"
+    cmd = [sys.executable, "-m", "pipelines.train", "-m", "sweep=lr_depth",
+           f"hydra/launcher={launcher}", f"tracking.uri={uri}",
+           f"hydra.sweep.dir={folder / 'sweep'}", *extra]
+    started_ms = time.time() * 1000
+    t0 = time.perf_counter()
+    out = subprocess.run(cmd, cwd=folder, capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    if out.returncode != 0:
+        raise SystemExit(f"sweep failed:\n{out.stdout[-2000:]}\n{out.stderr[-3000:]}")
+    client = MlflowClient(uri)
+    experiment = client.get_experiment_by_name("backprop-lab")
+    assert experiment is not None, "the sweep logged nothing"
+    runs = client.search_runs([experiment.experiment_id])
+    jobs = [r for r in runs if r.data.tags.get("sweep_role") != "parent"]
+    workers = 1 if launcher == "basic" else (os.cpu_count() or 1)
+    training = sum(float(r.data.tags.get("seconds_training", 0)) for r in jobs)
+    in_mlflow = sum(float(r.data.tags.get("seconds_mlflow", 0)) for r in jobs)
+    startup = (min(r.info.start_time for r in jobs) - started_ms) / 1000
+    capacity = workers * wall
+    return {
+        "launcher": launcher, "jobs": len(jobs), "workers": workers, "wall_s": wall,
+        "jobs_per_min": 60 * len(jobs) / wall,
+        "training_share": training / capacity, "mlflow_share": in_mlflow / capacity,
+        "startup_share": startup / wall,
+        "other_share": 1 - training / capacity - in_mlflow / capacity - startup / wall,
+        "job_mean_s": statistics.mean((r.info.end_time - r.info.start_time) / 1000 for r in jobs),
+        "training_per_job_s": training / len(jobs), "mlflow_per_job_s": in_mlflow / len(jobs),
+        "startup_s": startup, "statuses": sorted({r.info.status for r in jobs}),
+    }
+
+
+def blas() -> str:
+    from threadpoolctl import threadpool_info
+
+    return "; ".join(f"{i.get('internal_api')} {i.get('version')} {i.get('architecture')} "
+                     f"x{i.get('num_threads')}" for i in threadpool_info()
+                     if i.get("user_api") == "blas") or "unknown"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--launchers", nargs="+", default=["basic", "joblib"])
+    parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument("overrides", nargs="*", help="KEY=VALUE passed to every sweep")
+    args = parser.parse_args()
+    import numpy  # noqa: F401  (loads BLAS for the report)
+
+    print(f"{os.cpu_count()} cores; BLAS {blas()}; OPENBLAS_CORETYPE="
+          f"{os.environ.get('OPENBLAS_CORETYPE', '-')}; overrides: {' '.join(args.overrides)}")
+    results = []
+    with tempfile.TemporaryDirectory(prefix="bench-sweep-") as tmp:
+        template, migrate_s = migrated_store(Path(tmp))
+        print(f"creating a new store (migrations, once per store, not in the numbers): "
+              f"{migrate_s:.1f} s")
+        for rep in range(args.repeat):
+            for launcher in args.launchers:  # alternate launchers within a repeat
+                r = run_sweep(template, Path(tmp) / f"{launcher}-{rep}", launcher, args.overrides)
+                results.append(r)
+                print(f"{launcher:>7} #{rep}: {r['jobs']} jobs in {r['wall_s']:.1f} s "
+                      f"= {r['jobs_per_min']:.1f} jobs/min | training {r['training_share']:.0%} "
+                      f"MLflow {r['mlflow_share']:.0%} start-up {r['startup_share']:.0%} "
+                      f"other {r['other_share']:.0%} | per job: {r['job_mean_s']:.2f} s, "
+                      f"training {r['training_per_job_s']:.2f} s, MLflow "
+                      f"{r['mlflow_per_job_s']:.2f} s | {','.join(r['statuses'])}", flush=True)
+    print("\nmedians over repeats")
+    print(f"{'launcher':>8} {'jobs/min':>9} {'training':>9} {'MLflow':>7} {'start-up':>9} "
+          f"{'other':>6}")
+    for launcher in args.launchers:
+        mine = [r for r in results if r["launcher"] == launcher]
+        med = {k: statistics.median(r[k] for r in mine) for k in
+               ("jobs_per_min", "training_share", "mlflow_share", "startup_share", "other_share")}
+        print(f"{launcher:>8} {med['jobs_per_min']:>9.1f} {med['training_share']:>9.0%} "
+              f"{med['mlflow_share']:>7.0%} {med['startup_share']:>9.0%} "
+              f"{med['other_share']:>6.0%}")
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
