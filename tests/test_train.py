@@ -222,8 +222,23 @@ def test_divergence_inside_first_minibatch_epoch(dtype):
     assert history.diverged and history.diverged_epoch == 0
     assert "diverged" in history.stop_reason
     assert not math.isfinite(history.train_cost[0])
-    assert history.last_finite_cost is None  # no epoch finished with a finite cost
     assert_identical(params_of(net), initial)
+    # no epoch finished with a finite cost: the last finite one is the untrained network's
+    assert history.last_finite_cost == net.cost(X, y)
+
+
+def test_divergence_in_the_first_epoch_of_adam_is_caught():
+    """A huge lr can wreck the weights within epoch 0; the untrained cost is the reference."""
+    X, y = boston()
+    y = (y - y.mean()) / y.std()  # as the pipeline trains it: a standardised target
+    net = Network.create([13, 16, 16, 1], np.random.default_rng(0))
+    initial = net.cost(X[:100], y[:100])
+    history = train(net, X[100:], y[100:],
+                    TrainConfig(optimizer="adam", lr=100, epochs=20, batch_size=32),
+                    np.random.default_rng(0), X[:100], y[:100])
+    assert history.diverged and history.diverged_epoch == 0
+    assert history.best_cost == history.last_finite_cost == initial
+    assert net.cost(X[:100], y[:100]) == initial
 
 
 def test_divergence_with_validation_set():

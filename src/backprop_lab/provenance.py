@@ -56,7 +56,7 @@ def blas_info() -> str:
         for i in threadpool_info()
         if i.get("user_api") == "blas"
     ]
-    return "; ".join(parts) or "unknown"
+    return "; ".join(sorted(set(parts))) or "unknown"  # sorted: import order varies
 
 
 def environment() -> dict[str, str]:

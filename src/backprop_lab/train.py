@@ -105,7 +105,11 @@ def train(
     best = [p.copy() for p in params]
     start = [p.copy() for p in params]
     history = History()
-    first_cost: float | None = None
+    # Divergence is measured against the untrained network's cost, so a first epoch that
+    # already blows up (Adam at a huge lr) is caught too.
+    initial = net.cost(X_val, y_val) if has_val else net.cost(X, y)  # type: ignore[arg-type]
+    limit = config.divergence_factor * max(initial, float(np.finfo(dt).eps))
+    history.last_finite_cost = initial if math.isfinite(initial) else None
     since_best = 0
 
     epochs = range(config.epochs)
@@ -143,12 +147,10 @@ def train(
         if has_val:
             monitored = net.cost(X_val, y_val)  # type: ignore[arg-type]
             history.val_cost.append(monitored)
-        if first_cost is None:
-            first_cost = monitored
-        if not (math.isfinite(train_cost) and math.isfinite(monitored)) or (
-            monitored > config.divergence_factor * first_cost
-        ):
+        if not (math.isfinite(train_cost) and math.isfinite(monitored)) or monitored > limit:
             history.diverged, history.diverged_epoch = True, epoch
+            if history.best_epoch < 0:  # blew up in the first epoch: back to the initial weights
+                history.best_cost = initial
             break
         history.last_finite_cost = monitored
         if monitored < history.best_cost:
