@@ -455,3 +455,10 @@ def test_parameters_are_views_of_weights():
     params[3] -= 2.0
     np.testing.assert_array_equal(net.weights[0], params[0])
     np.testing.assert_array_equal(net.biases[1], params[3])
+
+
+def test_backprop_refuses_a_workspace_of_another_batch_size():
+    net = Network.create([3, 4, 1], np.random.default_rng(0))
+    X, y = np.ones((6, 3)), np.ones((6, 1))
+    with pytest.raises(ValueError, match="batches of 5, got 6"):
+        net.backprop(X, y, Workspace.for_network(net, 5))

@@ -135,8 +135,10 @@ class Network:
         X has shape (n, n_inputs) and y shape (n, n_outputs), both of the network's dtype.
         """
         n = len(X)
-        if ws is None or ws.batch_size != n:
+        if ws is None:
             ws = Workspace.for_network(self, n)
+        elif ws.batch_size != n:  # gradients would land in buffers the caller never reads
+            raise ValueError(f"workspace is for batches of {ws.batch_size}, got {n} rows")
         acts = self.activations
         aT = X.T
         for W, b, zT, f in zip(self.weights, self.biases, ws.a_T, acts):
