@@ -278,7 +278,7 @@ def _tracked_pipeline(cfg: DictConfig, config: Config, run: tracking.Run,
 
 def _cross_validate(config: Config, ds: Dataset, run: tracking.Run) -> JobOutcome:
     """K folds of the same configuration; per-fold metrics plus their mean and std."""
-    folds = [stages.run_fold(config, ds, k) for k in range(config.eval.cv_folds)]
+    folds = stages.run_folds(config, ds)
     per_fold = [f.evaluation.metrics for f in folds]
     metrics: dict[str, float] = {}
     for k, fold_metrics in enumerate(per_fold):

@@ -140,21 +140,33 @@ def run(
     ds = dataset if dataset is not None else load(cfg.data)
     split_rng, init_rng, train_rng = streams(cfg.seed)
     split = data_mod.split(ds, cfg.data.val_fraction, cfg.data.test_fraction, split_rng)
+    return train_and_evaluate(cfg, ds, split, init_rng, train_rng, callbacks)
+
+
+def run_folds(cfg: Config, ds: data_mod.Dataset) -> list[Result]:
+    """K-fold cross-validation: each fold is once the test set; a `val_fraction` of the other
+    rows, drawn with the fold's own stream, is its validation set."""
+    results = []
+    for fold, (train_val, test_idx) in enumerate(data_mod.kfold(len(ds.X), cfg.eval.cv_folds,
+                                                                 cfg.seed)):
+        split_rng, init_rng, train_rng = np.random.default_rng([cfg.seed, fold]).spawn(3)
+        shuffled = split_rng.permutation(train_val)
+        n_val = round(len(ds.X) * cfg.data.val_fraction)
+        split = split_by_index(ds, shuffled[n_val:], shuffled[:n_val], test_idx)
+        results.append(train_and_evaluate(cfg, ds, split, init_rng, train_rng))
+    return results
+
+
+def train_and_evaluate(
+    cfg: Config,
+    ds: data_mod.Dataset,
+    split: data_mod.Split,
+    init_rng: np.random.Generator,
+    train_rng: np.random.Generator,
+    callbacks: Sequence[EpochCallback] = (),
+) -> Result:
+    """Stages 2-5 on a given split."""
     prepared = normalize(split, cfg.normalize)
     net = build(cfg.model, ds.X.shape[1], ds.y.shape[1], init_rng)
     history = fit(net, prepared, cfg.train, train_rng, callbacks)
-    return Result(ds, prepared, net, history, evaluate(net, prepared, ds.target_names))
-
-
-def run_fold(cfg: Config, ds: data_mod.Dataset, fold: int) -> Result:
-    """Fold `fold` of K-fold cross-validation: that fold is the test set; a `val_fraction` of
-    the remaining rows (drawn with the fold's own stream) is the validation set."""
-    train_val, test_idx = data_mod.kfold(len(ds.X), cfg.eval.cv_folds, cfg.seed)[fold]
-    split_rng, init_rng, train_rng = np.random.default_rng([cfg.seed, fold]).spawn(3)
-    shuffled = split_rng.permutation(train_val)
-    n_val = round(len(ds.X) * cfg.data.val_fraction)
-    split = split_by_index(ds, shuffled[n_val:], shuffled[:n_val], test_idx)
-    prepared = normalize(split, cfg.normalize)
-    net = build(cfg.model, ds.X.shape[1], ds.y.shape[1], init_rng)
-    history = fit(net, prepared, cfg.train, train_rng)
     return Result(ds, prepared, net, history, evaluate(net, prepared, ds.target_names))
