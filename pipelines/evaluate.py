@@ -30,7 +30,7 @@ from backprop_lab import provenance, stages, tracking
 from backprop_lab.config import Config, ConfigError, DataConfig
 from backprop_lab.data import DataError
 from backprop_lab.normalize import Scaler
-from backprop_lab.weights import network_from_arrays
+from backprop_lab.weights import model_from_arrays
 from pipelines.job import to_config
 from pipelines.rerun import LoggedRun, RerunRefused, StoreConfig
 
@@ -64,7 +64,7 @@ def columns(ds: data_mod.Dataset, features: list[str], targets: list[str]) -> da
 def evaluate_arrays(arrays: dict[str, Any], ds: data_mod.Dataset, config: Config,
                     mode: str) -> stages.Evaluation:
     """Metrics (original units) and test predictions of the logged network on `ds`."""
-    net = network_from_arrays(arrays, "model.npz")
+    net = model_from_arrays(arrays, "model.npz")
     x_scaler, y_scaler = Scaler.from_arrays(arrays, "x_"), Scaler.from_arrays(arrays, "y_")
     if mode == "run":  # the same stream and fractions as stages.run: the same rows
         split_rng = stages.streams(config.seed)[0]

@@ -264,6 +264,8 @@ def _tracked_pipeline(cfg: DictConfig, config: Config, run: tracking.Run,
         status = "FAILED"
         run.set_tags({"diverged": "true", "diverged_epoch": str(history.diverged_epoch),
                       "last_finite_cost": str(history.last_finite_cost)})
+        if config.model.ensemble > 1:  # fit stops at the first diverged member
+            run.set_tags({"diverged_member": str(len(result.histories) - 1)})
         print(f"\nDIVERGED: {history.stop_reason}. The run is recorded as FAILED with tag "
               "diverged=true; try a smaller train.lr.")
     print_report(result, config.eval.n_examples)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from backprop_lab import stages
-from backprop_lab.config import Config, ModelConfig
+from backprop_lab.config import Config, ConfigError, ModelConfig
 from backprop_lab.metrics import regression_metrics
 from backprop_lab.weights import save_network
 from pipelines.job import to_config
@@ -72,3 +72,26 @@ def test_init_from_starts_from_the_given_weights(config: Config, tmp_path: Path)
 def test_drop_b_removes_the_column(compose_config) -> None:
     ds = stages.load(to_config(compose_config(["data.drop_b=true"])).data)
     assert "B" not in ds.feature_names and ds.X.shape == (506, 12)
+
+
+@pytest.mark.parametrize(("overrides", "n_val"), [([], 76), (["eval.cv_val_fraction=0.1"], 51),
+                                                  (["eval.cv_val_fraction=0"], 0)])
+def test_cv_folds_set_aside_cv_val_fraction_or_data_val_fraction(
+    compose_config, overrides: list[str], n_val: int
+) -> None:
+    config = to_config(compose_config(["eval.cv_folds=5", "train.epochs=2", "model.hidden=[4]",
+                                       *overrides]))
+    folds = stages.run_folds(config, stages.load(config.data))
+    tested = np.concatenate([f.prepared.split.test_idx for f in folds])
+    np.testing.assert_array_equal(np.sort(tested), np.arange(506))  # each row tested once
+    for fold in folds:
+        split = fold.prepared.split
+        assert len(split.val_idx) == n_val
+        assert len(split.train_idx) + n_val + len(split.test_idx) == 506
+        assert not set(split.train_idx) & set(split.test_idx)
+        assert ("val_mse" in fold.evaluation.metrics) == (n_val > 0)
+
+
+def test_cv_val_fraction_is_checked(compose_config) -> None:
+    with pytest.raises(ConfigError, match=r"eval.cv_val_fraction: must be in \[0, 1\) or null"):
+        to_config(compose_config(["eval.cv_val_fraction=1.0"]))

@@ -50,11 +50,13 @@ class ModelConfig:
     init: str = "he"
     dtype: str = "float64"
     init_from: str | None = None  # a weights .npz to start from instead of `init`
+    ensemble: int = 1  # N >= 2: train N networks (own init and batch order), predict their mean
 
 
 @dataclass
 class EvalConfig:
     cv_folds: int = 0  # K >= 2: K-fold cross-validation instead of one split
+    cv_val_fraction: float | None = None  # validation rows per fold; None: data.val_fraction
     n_examples: int = 5  # rows of the predicted-vs-actual table
 
 
@@ -125,6 +127,7 @@ def validate(cfg: Config) -> Config:
     _choice("model.output_activation", m.output_activation, ACTIVATIONS)
     _choice("model.init", m.init, INITS)
     _choice("model.dtype", m.dtype, DTYPES)
+    _check("model.ensemble", m.ensemble >= 1, ">= 1", m.ensemble)
     _choice("train.optimizer", t.optimizer, OPTIMIZERS)
     _check("train.lr", t.lr > 0, "> 0", t.lr)
     _check("train.epochs", t.epochs >= 1, ">= 1", t.epochs)
@@ -136,5 +139,7 @@ def validate(cfg: Config) -> Config:
     _check("train.divergence_factor", t.divergence_factor > 1, "> 1", t.divergence_factor)
     _check("eval.cv_folds", cfg.eval.cv_folds == 0 or cfg.eval.cv_folds >= 2, "0 or >= 2",
            cfg.eval.cv_folds)
+    cv_val = cfg.eval.cv_val_fraction
+    _check("eval.cv_val_fraction", cv_val is None or 0 <= cv_val < 1, "in [0, 1) or null", cv_val)
     _check("eval.n_examples", cfg.eval.n_examples >= 0, ">= 0", cfg.eval.n_examples)
     return cfg

@@ -14,13 +14,13 @@ import pandas as pd
 from mlflow.pyfunc import PythonModel
 
 from backprop_lab.normalize import Scaler
-from backprop_lab.weights import load_arrays, network_from_arrays
+from backprop_lab.weights import load_arrays, model_from_arrays
 
 
 class NetworkModel(PythonModel):
     def load_context(self, context: Any) -> None:
         arrays = load_arrays(context.artifacts["model"])
-        self.network = network_from_arrays(arrays, "model.npz")
+        self.network = model_from_arrays(arrays, "model.npz")
         self.x_scaler = Scaler.from_arrays(arrays, "x_")
         self.y_scaler = Scaler.from_arrays(arrays, "y_")
         self.features = [str(name) for name in arrays["feature_names"]]

@@ -2,7 +2,8 @@
 
 No Hydra and no MLflow here: `pipelines/train.py` composes the stages and tracking plugs in as an
 epoch callback. One seeded Generator is split into independent streams (data split, weight init,
-batch shuffling), so changing the number of epochs never changes the initial weights.
+batch shuffling), so changing the number of epochs never changes the initial weights. With
+`model.ensemble=N` the init and shuffle streams each give one child stream per member.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import pandas as pd
 
 from backprop_lab import data as data_mod
 from backprop_lab.config import Config, DataConfig, ModelConfig, NormalizeConfig, hidden_layers
+from backprop_lab.ensemble import Ensemble, Model, member_rngs, members
 from backprop_lab.metrics import regression_metrics
 from backprop_lab.network import Network
 from backprop_lab.normalize import Scaler
@@ -52,9 +54,14 @@ class Evaluation:
 class Result:
     dataset: data_mod.Dataset
     prepared: Prepared
-    network: Network
-    history: History
+    network: Model
+    histories: list[History]  # one per ensemble member trained (training stops at a divergence)
     evaluation: Evaluation
+
+    @property
+    def history(self) -> History:
+        """The history to report: the first diverged member's, else the first member's."""
+        return next((h for h in self.histories if h.diverged), self.histories[0])
 
 
 def streams(seed: int) -> tuple[np.random.Generator, np.random.Generator, np.random.Generator]:
@@ -86,31 +93,53 @@ def normalize(split: data_mod.Split, cfg: NormalizeConfig) -> Prepared:
     )
 
 
-def build(cfg: ModelConfig, n_inputs: int, n_outputs: int, rng: np.random.Generator) -> Network:
-    """Stage 3: a fresh network from `model.*`, or the one in `model.init_from`."""
+def build(cfg: ModelConfig, n_inputs: int, n_outputs: int, rng: np.random.Generator) -> Model:
+    """Stage 3: a fresh network (or `model.ensemble` of them) from `model.*`, or the one in
+    `model.init_from`."""
     sizes = [n_inputs, *hidden_layers(cfg), n_outputs]
     if cfg.init_from:
-        net = load_network(Path(cfg.init_from))
-        if net.sizes != sizes:
-            raise ValueError(f"model.init_from: {cfg.init_from} has layer sizes {net.sizes}, "
+        model = load_network(Path(cfg.init_from))
+        if model.sizes != sizes:
+            raise ValueError(f"model.init_from: {cfg.init_from} has layer sizes {model.sizes}, "
                              f"the config asks for {sizes}")
-        return net
-    return Network.create(sizes, rng, cfg.activation, cfg.output_activation, cfg.init, cfg.dtype)
+        if len(members(model)) != cfg.ensemble:
+            raise ValueError(f"model.init_from: {cfg.init_from} holds {len(members(model))} "
+                             f"network(s), model.ensemble asks for {cfg.ensemble}")
+        return model
+    nets = [Network.create(sizes, r, cfg.activation, cfg.output_activation, cfg.init, cfg.dtype)
+            for r in member_rngs(rng, cfg.ensemble)]
+    return nets[0] if len(nets) == 1 else Ensemble(nets)
 
 
 def fit(
-    net: Network,
+    model: Model,
     prepared: Prepared,
     cfg: TrainConfig,
     rng: np.random.Generator,
     callbacks: Sequence[EpochCallback] = (),
-) -> History:
-    """Stage 4: backprop training on the scaled training rows, validating on the val rows."""
-    return train(net, prepared.X("train"), prepared.y("train"), cfg, rng,
-                 prepared.X("val"), prepared.y("val"), callbacks)
+) -> list[History]:
+    """Stage 4: backprop training on the scaled training rows, validating on the val rows.
+
+    Ensemble members train one after another, each on its own shuffle stream; member 0 reports
+    to the callbacks as `train_cost`/`val_cost`, member k as `member{k}.train_cost`, .... A
+    diverged member ends the fit: the run has failed, so the others are not trained."""
+    nets = members(model)
+    histories = []
+    for k, (net, member_rng) in enumerate(zip(nets, member_rngs(rng, len(nets)))):
+        reporting = callbacks if k == 0 else [_prefixed(cb, f"member{k}.") for cb in callbacks]
+        history = train(net, prepared.X("train"), prepared.y("train"), cfg, member_rng,
+                        prepared.X("val"), prepared.y("val"), reporting)
+        histories.append(history)
+        if history.diverged:
+            break
+    return histories
 
 
-def evaluate(net: Network, prepared: Prepared, target_names: list[str]) -> Evaluation:
+def _prefixed(callback: EpochCallback, prefix: str) -> EpochCallback:
+    return lambda epoch, values: callback(epoch, {prefix + k: v for k, v in values.items()})
+
+
+def evaluate(net: Model, prepared: Prepared, target_names: list[str]) -> Evaluation:
     """Stage 5: metrics per split and test predictions, all in the target's original units."""
     metrics: dict[str, float] = {}
     for part in SPLITS:
@@ -144,14 +173,18 @@ def run(
 
 
 def run_folds(cfg: Config, ds: data_mod.Dataset) -> list[Result]:
-    """K-fold cross-validation: each fold is once the test set; a `val_fraction` of the other
-    rows, drawn with the fold's own stream, is its validation set."""
+    """K-fold cross-validation: each fold is once the test set; a fraction of the other rows,
+    drawn with the fold's own stream, is its validation set: `eval.cv_val_fraction`, or
+    `data.val_fraction` when that is null. With 0 a fold trains on all the other rows, which
+    suits a fixed epoch budget: the held-out fold is then the only validation."""
     results = []
+    val_fraction = cfg.eval.cv_val_fraction
+    val_fraction = cfg.data.val_fraction if val_fraction is None else val_fraction
     for fold, (train_val, test_idx) in enumerate(data_mod.kfold(len(ds.X), cfg.eval.cv_folds,
                                                                  cfg.seed)):
         split_rng, init_rng, train_rng = np.random.default_rng([cfg.seed, fold]).spawn(3)
         shuffled = split_rng.permutation(train_val)
-        n_val = round(len(ds.X) * cfg.data.val_fraction)
+        n_val = round(len(ds.X) * val_fraction)
         split = split_by_index(ds, shuffled[n_val:], shuffled[:n_val], test_idx)
         results.append(train_and_evaluate(cfg, ds, split, init_rng, train_rng))
     return results
@@ -168,5 +201,5 @@ def train_and_evaluate(
     """Stages 2-5 on a given split."""
     prepared = normalize(split, cfg.normalize)
     net = build(cfg.model, ds.X.shape[1], ds.y.shape[1], init_rng)
-    history = fit(net, prepared, cfg.train, train_rng, callbacks)
-    return Result(ds, prepared, net, history, evaluate(net, prepared, ds.target_names))
+    histories = fit(net, prepared, cfg.train, train_rng, callbacks)
+    return Result(ds, prepared, net, histories, evaluate(net, prepared, ds.target_names))

@@ -1,5 +1,7 @@
 """Weights files: a network as `.npz` with arrays W0, b0, W1, b1, ... plus its activation names
-and dtype, read back without pickle so a file from anywhere cannot run code.
+and dtype, read back without pickle so a file from anywhere cannot run code. An ensemble of N
+networks stores each member's arrays under a prefix (m0.W0, m0.b0, ..., m1.W0, ...) and
+`ensemble_size`; a single network's file is the same as it always was.
 
 Extra arrays (for example a fitted scaler, see `normalize.Scaler.to_arrays`) may share the file;
 `load_network` ignores them.
@@ -14,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from backprop_lab.ensemble import Ensemble, Model
 from backprop_lab.network import Network
 
 META_KEYS = ("activation", "output_activation", "dtype")
@@ -30,14 +33,28 @@ def network_arrays(net: Network) -> dict[str, np.ndarray]:
     return arrays
 
 
+def model_arrays(model: Model) -> dict[str, np.ndarray]:
+    """A network's arrays, or every member's under its `m{k}.` prefix plus `ensemble_size`."""
+    if isinstance(model, Network):
+        return network_arrays(model)
+    arrays = {key: value for key, value in network_arrays(model.members[0]).items()
+              if key in META_KEYS}
+    arrays["ensemble_size"] = np.array(len(model.members))
+    for k, net in enumerate(model.members):
+        arrays.update({f"m{k}.{key}": value for key, value in network_arrays(net).items()
+                       if key not in META_KEYS})
+    return arrays
+
+
 def save_network(
-    net: Network, path: str | Path, extras: Mapping[str, np.ndarray] | None = None
+    net: Model, path: str | Path, extras: Mapping[str, np.ndarray] | None = None
 ) -> Path:
-    """Write `net` (and any `extras`) to `path` as an uncompressed .npz; returns the path."""
+    """Write `net` (a network or an ensemble, and any `extras`) to `path` as an uncompressed
+    .npz; returns the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("wb") as fh:  # a file handle keeps numpy from appending a second ".npz"
-        arrays: dict[str, Any] = {**network_arrays(net), **dict(extras or {})}
+        arrays: dict[str, Any] = {**model_arrays(net), **dict(extras or {})}
         np.savez(fh, **arrays)
     return path
 
@@ -82,6 +99,24 @@ def network_from_arrays(arrays: Mapping[str, np.ndarray], source: str = "weights
         raise ValueError(f"{source}: {err}") from err
 
 
-def load_network(path: str | Path) -> Network:
-    """Read a network saved by `save_network`."""
-    return network_from_arrays(load_arrays(path), str(path))
+def model_from_arrays(arrays: Mapping[str, np.ndarray], source: str = "weights") -> Model:
+    """A Network, or an Ensemble when the arrays hold `ensemble_size` members."""
+    if "ensemble_size" not in arrays:
+        return network_from_arrays(arrays, source)
+    n = int(arrays["ensemble_size"])
+    meta = {key: arrays[key] for key in META_KEYS if key in arrays}
+    nets = []
+    for k in range(n):
+        prefix = f"m{k}."
+        own = {key.removeprefix(prefix): v for key, v in arrays.items() if key.startswith(prefix)}
+        nets.append(network_from_arrays({**own, **meta}, f"{source} (ensemble member {k})"))
+    try:
+        return Ensemble(nets)
+    except ValueError as err:
+        raise ValueError(f"{source}: {err}") from err
+
+
+def load_network(path: str | Path) -> Model:
+    """Read a network or an ensemble saved by `save_network`."""
+    return model_from_arrays(load_arrays(path), str(path))
+
