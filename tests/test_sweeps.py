@@ -177,3 +177,23 @@ def test_cross_validation_logs_folds_and_their_mean(store_uri: str, compose_conf
         assert metrics[f"cv_std.{name}"] == pytest.approx(np.std(folds))
         assert metrics[name] == pytest.approx(np.mean(folds))
     assert len({metrics[f"fold{k}.test_r2"] for k in range(3)}) == 3  # three different splits
+
+
+@pytest.mark.slow
+def test_optuna_preset_runs_trials_as_children_trained_like_lr_depth(
+    template_db: Path, tmp_path: Path
+) -> None:
+    sweep = run_sweep(tmp_path, template_db, "sweep=optuna", "hydra.sweeper.n_trials=2",
+                      "hydra.sweeper.n_jobs=1", "train.epochs=5", "model.ensemble=2")
+    client = MlflowClient(sweep["uri"])
+    runs = client.search_runs([client.get_experiment_by_name("backprop-lab").experiment_id])
+    parent = next(r for r in runs if r.data.tags.get("sweep_role") == "parent")
+    children = [r for r in runs if r is not parent]
+    assert len(children) == 2 and parent.data.tags["launcher"] == "BasicLauncher"
+    for child in children:
+        params = child.data.params
+        assert child.data.tags["mlflow.parentRunId"] == parent.info.run_id
+        assert 1e-4 <= float(params["train.lr"]) <= 1 and params["depth"] in "0123"
+        assert (params["model.activation"], params["model.ensemble"]) == ("tanh", "2")
+        history = client.get_metric_history(child.info.run_id, "member1.train_loss")
+        assert [m.step for m in history] == [0, 1, 2, 3, 4]
