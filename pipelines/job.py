@@ -105,7 +105,7 @@ def write_artifacts(folder: Path, config: DictConfig, result: stages.Result,
     arrays: dict[str, Any] = {**scalers, **names}
     np.savez(folder / "scaler.npz", **arrays)
     result.evaluation.predictions.to_csv(folder / "predictions_test.csv", index=False)
-    plots.learning_curve(result.history, folder / "learning_curve.png")
+    plots.learning_curve(result.histories, folder / "learning_curve.png")
     target = ds.target_names[0]
     preds = result.evaluation.predictions
     if f"actual_{target}" in preds:

@@ -195,5 +195,6 @@ def test_optuna_preset_runs_trials_as_children_trained_like_lr_depth(
         assert child.data.tags["mlflow.parentRunId"] == parent.info.run_id
         assert 1e-4 <= float(params["train.lr"]) <= 1 and params["depth"] in "0123"
         assert (params["model.activation"], params["model.ensemble"]) == ("tanh", "2")
-        history = client.get_metric_history(child.info.run_id, "member1.train_loss")
-        assert [m.step for m in history] == [0, 1, 2, 3, 4]
+        history = client.get_metric_history(child.info.run_id, "train_loss")
+        assert [m.step for m in history] == [0, 1, 2, 3, 4]  # member 0's curve
+        assert "learning_curve.png" in {a.path for a in client.list_artifacts(child.info.run_id)}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import matplotlib
@@ -13,16 +14,26 @@ import numpy as np  # noqa: E402
 from backprop_lab.train import History  # noqa: E402
 
 
-def learning_curve(history: History, path: Path) -> Path:
+def learning_curve(histories: Sequence[History], path: Path) -> Path:
+    """Train and validation cost per epoch; an ensemble's members after the first are drawn
+    as thin lines in the same colours."""
     fig, ax = plt.subplots(figsize=(6, 4))
-    epochs = np.arange(len(history.train_cost))
-    ax.plot(epochs, history.train_cost, label="train")
-    if history.val_cost:
-        ax.plot(np.arange(len(history.val_cost)), history.val_cost, label="validation")
-    if history.best_epoch >= 0:
-        ax.axvline(history.best_epoch, color="grey", linestyle=":", label="best epoch")
+    for k, history in enumerate(histories):
+        first = k == 0
+        width, alpha = (1.5, 1.0) if first else (0.6, 0.5)
+        train_label = "train" if first else ("train, other members" if k == 1 else None)
+        val_label = "validation" if first else ("validation, other members" if k == 1 else None)
+        ax.plot(np.arange(len(history.train_cost)), history.train_cost, color="C0",
+                label=train_label, linewidth=width, alpha=alpha)
+        if history.val_cost:
+            ax.plot(np.arange(len(history.val_cost)), history.val_cost, color="C1",
+                    label=val_label, linewidth=width, alpha=alpha)
+    if histories[0].best_epoch >= 0:
+        ax.axvline(histories[0].best_epoch, color="grey", linestyle=":",
+                   label="best epoch" if len(histories) == 1 else "best epoch of member 0")
     ax.set(xlabel="epoch", ylabel="cost C = ½·mean‖y − a‖² (training units)", yscale="log",
-           title="Learning curve")
+           title="Learning curve" if len(histories) == 1 else
+           f"Learning curves of {len(histories)} ensemble members")
     ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=100)
