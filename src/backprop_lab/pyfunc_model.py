@@ -26,8 +26,9 @@ class NetworkModel(PythonModel):
         self.features = [str(name) for name in arrays["feature_names"]]
         self.targets = [str(name) for name in arrays["target_names"]]
 
-    def predict(self, context, model_input, params=None):
-        # (no type hints: MLflow would read them as a schema and warn; the signature is logged)
+    def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
+        # pd.DataFrame is a hint MLflow takes as is (no schema inferred from it, no "add type
+        # hints" warning); the signature logged with the model is what it checks inputs against
         frame = pd.DataFrame(model_input)
         missing = [name for name in self.features if name not in frame.columns]
         if missing:
