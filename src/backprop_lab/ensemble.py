@@ -46,17 +46,9 @@ class Ensemble:
     def sizes(self) -> list[int]:
         return self.members[0].sizes
 
-    @property
-    def activation(self) -> str:
-        return self.members[0].activation
-
-    @property
-    def output_activation(self) -> str:
-        return self.members[0].output_activation
-
     def predict(self, X: Array) -> Array:
         """The members' mean output, shape (n_samples, n_outputs)."""
-        total = self.members[0].predict(X).copy()
+        total = self.members[0].predict(X)  # a fresh array: safe to add into
         for net in self.members[1:]:
             total += net.predict(X)
         total /= len(self.members)
