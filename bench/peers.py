@@ -29,8 +29,8 @@ import sklearn
 from sklearn.neural_network import MLPRegressor
 from threadpoolctl import threadpool_info, threadpool_limits
 
-from backprop_lab.network import Network
-from backprop_lab.train import TrainConfig, train
+from backprop_lab.nn.network import Network
+from backprop_lab.nn.training import TrainConfig, train
 
 try:
     import torch

@@ -1,8 +1,5 @@
-"""Hydra entry points that compose the stages of `backprop_lab`: train, compare, rerun."""
+"""The commands users type: `python -m pipelines.train|compare|rerun|evaluate`.
 
-from hydra.core.config_store import ConfigStore
-
-from backprop_lab.config import Config
-
-# The typed schema every composed config is merged into (`- base_config` in conf/config.yaml).
-ConfigStore.instance().store(name="base_config", node=Config)
+Each is a thin Hydra entry that calls the library (`backprop_lab.experiments`) inside
+`pipelines.cli.run_command`, which turns every error the project names into one `error:` line.
+"""

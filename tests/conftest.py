@@ -8,13 +8,18 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig
 
+from backprop_lab.pipeline.compose import register_schemas, to_command
+
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+register_schemas()
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
@@ -59,3 +64,13 @@ def run_cli(module: str, *args: str, cwd: Path | None = None, timeout: int = 300
         [sys.executable, "-m", module, *args], cwd=cwd, capture_output=True, text=True,
         timeout=timeout, env={**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"},
     )
+
+
+def compose_command(config_name: str, overrides: list[str], kind: type) -> Any:
+    """A command's typed arguments, composed from conf/<config_name>.yaml as Hydra would."""
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+            return to_command(compose(config_name=config_name, overrides=overrides), kind)
+    finally:
+        GlobalHydra.instance().clear()

@@ -1,0 +1,55 @@
+"""The errors the project can name, under one base class.
+
+A command (`pipelines/`) turns any of them into one line, `error: <message>`, and exits with
+the class's `exit_status`: 2 when the user gave a bad config value, argument or input file
+(`InputError`), 1 when a run was started and failed (`RunFailed`). Every layer raises these, so
+this module imports nothing and sits below all of them.
+"""
+
+from __future__ import annotations
+
+
+class BackpropLabError(Exception):
+    """Base of every error the project names; the message is meant for the user as is."""
+
+    exit_status = 1
+
+
+class InputError(BackpropLabError, ValueError):
+    """A bad config value, argument or input file: nothing was run (exit status 2)."""
+
+    exit_status = 2
+
+
+class ConfigError(InputError):
+    """A config value out of range; the message names the key and the allowed values."""
+
+
+class DataError(InputError):
+    """Bad data file or values; the message names the file, the column and the first bad row."""
+
+
+class WeightsError(InputError):
+    """A weights file that cannot be read or does not fit the network the config asks for."""
+
+
+class NotFound(InputError, LookupError):
+    """A run, sweep or experiment named on the command line does not exist."""
+
+
+class RerunRefused(InputError):
+    """The run cannot be rerun or evaluated faithfully (changed data, no logged config, ...)."""
+
+
+class RunFailed(BackpropLabError, RuntimeError):
+    """A run started and failed (exit status 1); it is recorded in MLflow as FAILED."""
+
+    exit_status = 1
+
+
+class Diverged(RunFailed):
+    """Training diverged; the run is recorded as FAILED with the epoch and last finite cost."""
+
+
+class TrackingUnavailable(RunFailed):
+    """The tracking server cannot be reached, or it refuses the credentials."""

@@ -1,0 +1,51 @@
+"""The files a run leaves behind: what a reader looks at and what a rerun needs."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from omegaconf import DictConfig, OmegaConf
+
+from backprop_lab.nn.weights import save_network
+from backprop_lab.pipeline.stages import Result
+from backprop_lab.plots import run_plots
+from backprop_lab.tracking import provenance
+
+
+def write_artifacts(folder: Path, config: DictConfig, result: Result,
+                    git_diff: str, hydra_dir: Path | None) -> Path:
+    """Everything a reader or a rerun needs, written to `folder`; returns the model .npz path:
+    config.yaml and provenance, model.npz (weights, scalers, column names), scaler.npz,
+    predictions_test.csv, learning_curve.png and predicted_vs_actual.png."""
+    write_provenance(folder, config, git_diff, hydra_dir)
+    ds, prepared, net = result.dataset, result.prepared, result.network
+    scalers = {**prepared.x_scaler.to_arrays("x_"), **prepared.y_scaler.to_arrays("y_")}
+    names = {"feature_names": np.array(ds.feature_names), "target_names": np.array(ds.target_names)}
+    model_npz = save_network(net, folder / "model.npz", {**scalers, **names})
+    arrays: dict[str, Any] = {**scalers, **names}
+    np.savez(folder / "scaler.npz", **arrays)
+    result.evaluation.predictions.to_csv(folder / "predictions_test.csv", index=False)
+    run_plots.learning_curve(result.histories, folder / "learning_curve.png")
+    target = ds.target_names[0]
+    preds = result.evaluation.predictions
+    if f"actual_{target}" in preds:
+        run_plots.predicted_vs_actual(preds[f"actual_{target}"].to_numpy(),
+                                      preds[f"predicted_{target}"].to_numpy(), target,
+                                      folder / "predicted_vs_actual.png")
+    return model_npz
+
+
+def write_provenance(folder: Path, config: DictConfig, git_diff: str,
+                     hydra_dir: Path | None) -> None:
+    """What a rerun needs of any run (cross-validation too): config.yaml, environment.json,
+    git_diff.patch when the tree is dirty, and Hydra's .hydra/ folder."""
+    OmegaConf.save(config, folder / "config.yaml", resolve=True)
+    (folder / "environment.json").write_text(json.dumps(provenance.environment(), indent=2))
+    if git_diff:
+        (folder / "git_diff.patch").write_text(git_diff)
+    if hydra_dir is not None and (hydra_dir / ".hydra").is_dir():
+        shutil.copytree(hydra_dir / ".hydra", folder / ".hydra")

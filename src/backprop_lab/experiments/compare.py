@@ -1,0 +1,82 @@
+"""Compare the jobs of a sweep: the table, the plots and the summary, written to a folder and
+logged to the sweep's parent run.
+
+Reads the sweep's parent run and its children from MLflow (the latest sweep unless `sweep_id`
+is given) and writes, into `out` (default: <sweep dir>/compare, else ./sweep-<id>-compare):
+  jobs.csv, jobs.md            every job: params, final metrics, status, duration; best first
+  loss_vs_lr.png               final validation loss against lr (log x), one line per depth
+  learning_curves.png          the per-epoch validation cost of every job, overlaid
+  heatmap_lr_depth.png         the ranking metric over lr x depth
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from mlflow.tracking import MlflowClient
+
+from backprop_lab.experiments import sweeps
+from backprop_lab.pipeline.config import CompareCommand
+from backprop_lab.plots import sweep_plots
+from backprop_lab.tracking.store import resolve_uri
+
+CURVE_KEYS = ("val_loss", "val_cost", "train_loss", "train_cost")  # per-epoch, first found wins
+
+
+def output_folder(out: str | None, sweep_dir: str | None, sweep_id: str) -> Path:
+    if out:
+        return Path(out)
+    if sweep_dir and Path(sweep_dir).is_dir():
+        return Path(sweep_dir) / "compare"
+    return Path.cwd() / f"sweep-{sweep_id[:8]}-compare"
+
+
+def learning_curve(client: Any, run: Any) -> tuple[str, list[float]]:
+    """A job's per-epoch validation loss (its training loss without a validation split)."""
+    for key in CURVE_KEYS:
+        history = client.get_metric_history(run.info.run_id, key)
+        if len(history) > 1 or (history and key.endswith("_loss")):
+            return str(run.info.run_name), [m.value for m in sorted(history, key=lambda m: m.step)]
+    return str(run.info.run_name), []
+
+
+def compare(cmd: CompareCommand) -> Path:
+    """Table and plots of one sweep; returns the folder they were written to."""
+    uri = resolve_uri(cmd.tracking.uri)
+    client = MlflowClient(uri)
+    parent = sweeps.find_parent(client, cmd.sweep_id, cmd.tracking.experiment)
+    tags = parent.data.tags
+    sweep_id = tags["sweep_id"]
+    runs = sweeps.children(client, parent.info.run_id)
+    swept = [k for k in tags.get("swept", "").split(",") if k]
+    table = sweeps.jobs_table(runs, swept, cmd.metric, parent.info.run_id)
+    metric = sweeps.metric_for(list(table.columns), cmd.metric)
+    summary = sweeps.summarize(runs, sweep_id, cmd.metric, parent.info.run_id)
+
+    out = output_folder(cmd.out, tags.get("sweep_dir"), sweep_id)
+    out.mkdir(parents=True, exist_ok=True)
+    table.to_csv(out / "jobs.csv", index=False)
+    (out / "jobs.md").write_text(f"# Sweep {sweep_id}\n\n{summary.text()}\n\n"
+                                 + sweeps.to_markdown(table))
+    curves = {name: values for name, values in
+              (learning_curve(client, run) for run in runs) if values}
+    diverged = {str(r.info.run_name) for r in runs if sweeps.job_status(r) != "FINISHED"}
+    if not table.empty:
+        higher = sweeps.higher_is_better(metric)
+        sweep_plots.loss_vs_lr(table, metric, out / "loss_vs_lr.png")
+        sweep_plots.heatmap(table, metric, out / "heatmap_lr_depth.png", higher)
+    sweep_plots.learning_curves(curves, out / "learning_curves.png", diverged)
+
+    with pd.option_context("display.width", 200, "display.max_columns", 30,
+                           "display.float_format", "{:.4g}".format):
+        print(table.drop(columns=["run_id"], errors="ignore").to_string(index=False))
+    print(f"\n{summary.text()}\nparent run {parent.info.run_id} "
+          f"(experiment {parent.info.experiment_id}) at {uri}")
+    if cmd.log_artifacts:
+        client.log_artifacts(parent.info.run_id, str(out), "compare")
+        print(f"logged as artifacts of the parent run under compare/; files in {out}")
+    else:
+        print(f"files in {out}")
+    return out

@@ -1,0 +1,186 @@
+"""One tracked training job: the five stages as one MLflow run, whatever launched it.
+
+`run_job` takes a composed config and what the launcher knows (the overrides, Hydra's output
+folder, the sweep it belongs to) as plain values, so the Hydra command (`pipelines.train`),
+reruns and `backprop_lab.run` share it. Every input error (config, data, weights file) is raised
+before the run is created, so a refused job logs nothing; once the run exists, its status tells
+how it ended: FINISHED, FAILED (diverged, tag `diverged`; or an error, tag `error`), KILLED.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from backprop_lab.data.load import Dataset
+from backprop_lab.experiments import reproduce
+from backprop_lab.experiments.artifacts import write_artifacts, write_provenance
+from backprop_lab.experiments.report import print_cv_report, print_report, print_run_line
+from backprop_lab.nn.ensemble import Model
+from backprop_lab.pipeline import crossval, stages
+from backprop_lab.pipeline.compose import to_config
+from backprop_lab.pipeline.config import Config, hidden_layers
+from backprop_lab.tracking import provenance
+from backprop_lab.tracking.store import MetricBuffer, Run, Store, flatten, resolve_uri
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class JobOutcome:
+    run_id: str
+    status: str  # FINISHED or FAILED (diverged)
+    metrics: dict[str, float]
+    objective: float  # what a sweeper minimises (`reproduce.objective`)
+    network: Model | None = None  # the trained network (None for a reused run or CV)
+
+
+def run_name(config: Config, overrides: list[str], swept: list[str] | None = None) -> str:
+    """`lr=0.01,depth=2`: the last part of each override's key, and its value; in a sweep only
+    the swept keys (`swept`, from sweep.json)."""
+    if config.tracking.run_name:
+        return config.tracking.run_name
+    short = []
+    for override in overrides:
+        key, _, value = override.partition("=")
+        key = key.lstrip("+~")
+        if key.startswith(("tracking.", "hydra")) or (swept and key not in swept):
+            continue
+        short.append(f"{key.split('.')[-1]}={value}")
+    return ",".join(short)[:200] or f"{config.data.name}-{hidden_layers(config.model)}"
+
+
+def start_tags(config: Config, overrides: list[str], git: dict[str, str]) -> dict[str, str]:
+    return {
+        "seed": str(config.seed),
+        "hydra_overrides": " ".join(overrides),
+        "git_commit": git["commit"],
+        "git_dirty": git["dirty"],
+        **provenance.environment(),
+    }
+
+
+def run_job(cfg: DictConfig, overrides: list[str], hydra_dir: Path | None,
+            sweep: dict[str, Any] | None = None, extra_tags: dict[str, str] | None = None,
+            name: str | None = None, reuse: bool = False) -> JobOutcome:
+    """Check the inputs, then train and evaluate as one MLflow run. In a sweep (`sweep`, from
+    sweep.json), the run is a child of the sweep's parent; with `reuse`, a job that a finished
+    run already did (same config_hash) is not trained again, unless `rerun.force`."""
+    config = to_config(cfg)
+    ds = stages.load(config.data)
+    stages.check_fits(config, ds)
+    sweep = sweep or {}
+    store = Store(resolve_uri(config.tracking.uri), str(config.tracking.experiment),
+                  sweep.get("experiment_id", ""))
+    git = provenance.git_state()
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    assert isinstance(resolved, dict)
+    chash = reproduce.config_hash(resolved, ds.fingerprint, git["commit"], git["diff"])
+    if reuse and git["commit"] != "unknown" and not config.rerun.force:
+        found = reproduce.find_reusable(store.client, store.experiment_id, chash)
+        if found is not None:
+            return reused(store, found, sweep, overrides)
+    tags = {**start_tags(config, overrides, git), **(extra_tags or {}), "config_hash": chash}
+    if sweep:
+        tags["sweep_id"] = sweep["sweep_id"]
+    name = name or run_name(config, overrides, sweep.get("swept"))
+    run = Run.start(store, name, tags, sweep.get("parent_run_id"))
+    try:
+        return tracked_pipeline(cfg, config, run, hydra_dir, ds, git["diff"])
+    except KeyboardInterrupt:
+        run.set_tags({"interrupted": "true"})
+        run.end("KILLED")
+        raise
+    except Exception as err:
+        run.set_tags({"error": f"{type(err).__name__}: {err}"})
+        run.end("FAILED")
+        raise
+
+
+def reused(store: Store, run: Any, sweep: dict[str, Any], overrides: list[str]) -> JobOutcome:
+    """Report a finished run of the same config, code and data instead of training again; the
+    sweep parent gets a tag `reused.<run_id>` = the job's overrides."""
+    run_id, status, metrics = run.info.run_id, run.info.status, dict(run.data.metrics)
+    log.info("reused run %s (%s): same config, code and data (config_hash %s); "
+             "rerun.force=true trains it again", run_id, status, run.data.tags["config_hash"][:12])
+    if sweep.get("parent_run_id"):
+        Run(store, sweep["parent_run_id"]).set_tags(
+            {f"{reproduce.REUSE_TAG}{run_id}": " ".join(overrides) or "-"})
+    return JobOutcome(run_id, status, metrics, reproduce.objective(metrics, status))
+
+
+def tracked_pipeline(cfg: DictConfig, config: Config, run: Run, hydra_dir: Path | None,
+                     ds: Dataset, git_diff: str) -> JobOutcome:
+    """The stages inside an open run: params, data tags, training with per-epoch metrics in
+    batches, final metrics, artifacts, the served model, and the run's end status."""
+    hidden = hidden_layers(config.model)
+    params = flatten(OmegaConf.to_container(cfg, resolve=True))  # type: ignore[arg-type]
+    params.update({"depth": str(len(hidden)), "model.hidden_layers": str(hidden)})
+    run.log_params(params)
+    run.set_tags({"data_fingerprint": ds.fingerprint, "data_source": ds.source,
+                  "data_shape": f"{ds.X.shape[0]}x{ds.X.shape[1]}"})
+    if config.eval.cv_folds >= 2:
+        with tempfile.TemporaryDirectory(prefix="backprop-lab-") as tmp:
+            write_provenance(Path(tmp), cfg, git_diff, hydra_dir)
+            run.log_artifacts(Path(tmp))
+        return cross_validate(config, ds, run)
+    buffer = MetricBuffer(run)
+    started = time.perf_counter()
+    result = stages.run(config, [buffer], dataset=ds)
+    train_seconds = time.perf_counter() - started
+    buffer.flush()
+    history, metrics = result.history, dict(result.evaluation.metrics)
+    metrics["epochs_run"] = history.epochs_run
+    if history.val_cost:
+        metrics["best_val_loss"] = history.best_cost
+    run.log_metrics(metrics)
+    with tempfile.TemporaryDirectory(prefix="backprop-lab-") as tmp:
+        folder = Path(tmp)
+        model_npz = write_artifacts(folder, cfg, result, git_diff, hydra_dir)
+        run.log_artifacts(folder)
+        if config.tracking.log_model and not history.diverged:
+            from backprop_lab.tracking.served_model import log_pyfunc_model  # mlflow.pyfunc: ~1 s
+
+            log_pyfunc_model(run, model_npz, ds, result.prepared.split.X_test[:5])
+    run.set_tags({"stop_reason": history.stop_reason, "best_epoch": str(history.best_epoch),
+                  "seconds_training": f"{train_seconds:.3f}",
+                  "seconds_mlflow": f"{run.seconds_in_mlflow:.3f}"})
+    status = "FINISHED"
+    if history.diverged:
+        status = "FAILED"
+        run.set_tags({"diverged": "true", "diverged_epoch": str(history.diverged_epoch),
+                      "last_finite_cost": str(history.last_finite_cost)})
+        if config.model.ensemble > 1:  # fit stops at the first diverged member
+            run.set_tags({"diverged_member": str(len(result.histories) - 1)})
+        print(f"\nDIVERGED: {history.stop_reason}. The run is recorded as FAILED with tag "
+              "diverged=true; try a smaller train.lr.")
+    print_report(result, config.eval.n_examples)
+    print(f"\ntraining {train_seconds:.2f} s, MLflow calls {run.seconds_in_mlflow:.2f} s")
+    print_run_line(run.run_id, status, run.store.experiment, run.store.uri)
+    run.end(status)
+    return JobOutcome(run.run_id, status, metrics, reproduce.objective(metrics, status),
+                      result.network)
+
+
+def cross_validate(config: Config, ds: Dataset, run: Run) -> JobOutcome:
+    """K folds of the same configuration; per-fold metrics plus their mean and std."""
+    started = time.perf_counter()
+    folds = crossval.run_folds(config, ds)
+    train_seconds = time.perf_counter() - started
+    metrics = crossval.cv_metrics([f.evaluation.metrics for f in folds])
+    diverged = [k for k, f in enumerate(folds) if f.history.diverged]
+    run.log_metrics(metrics)
+    status = "FAILED" if diverged else "FINISHED"
+    run.set_tags({"seconds_training": f"{train_seconds:.3f}"})
+    if diverged:
+        run.set_tags({"diverged": "true", "diverged_folds": str(diverged)})
+    print_cv_report(config.eval.cv_folds, metrics)
+    print_run_line(run.run_id, status, run.store.experiment, run.store.uri)
+    run.end(status)
+    return JobOutcome(run.run_id, status, metrics, reproduce.objective(metrics, status))

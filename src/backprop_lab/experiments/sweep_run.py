@@ -1,0 +1,72 @@
+"""A sweep's parent run: created once before any job, ended with a summary of its children.
+
+`SweepRun.start` (in the launching process, before any job): create the store and the
+experiment, create the parent run tagged `sweep_id`, and write `<sweep dir>/sweep.json`, which
+every job reads to become a child of the parent in the same experiment; no job ever creates the
+database or the experiment, so parallel workers cannot race. `finish` tags the parent with a
+summary of its children, logs the sweep's records and ends it. No Hydra here:
+`pipelines.callbacks.SweepTracking` passes the values it reads from Hydra's config.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from backprop_lab.experiments import sweeps
+from backprop_lab.tracking.store import Run, Store, resolve_uri
+
+log = logging.getLogger(__name__)
+SWEEP_FILE = "sweep.json"
+SWEEP_RECORDS = (SWEEP_FILE, "multirun.yaml", "optimization_results.yaml")
+
+
+def read_marker(sweep_dir: Path) -> dict[str, Any]:
+    """What a job needs to join its sweep (parent run, sweep id, experiment id, swept keys)."""
+    marker = sweep_dir / SWEEP_FILE
+    return dict(json.loads(marker.read_text())) if marker.is_file() else {}
+
+
+@dataclass
+class SweepRun:
+    parent: Run
+    sweep_id: str
+    sweep_dir: Path
+
+    @classmethod
+    def start(cls, uri: str | None, experiment: str, sweep_dir: Path, preset: str,
+              swept: list[str], tags: Mapping[str, str]) -> SweepRun:
+        uri = resolve_uri(uri)
+        store = Store(uri, experiment)  # migrations happen here, once
+        sweep_id = uuid.uuid4().hex
+        all_tags = {"sweep_id": sweep_id, "sweep_role": "parent", "sweep_preset": preset,
+                    "sweep_dir": str(sweep_dir), "swept": ",".join(swept), **tags}
+        parent = Run.start(store, f"sweep-{preset}-{sweep_id[:8]}", all_tags)
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        marker = {"parent_run_id": parent.run_id, "sweep_id": sweep_id,
+                  "experiment_id": store.experiment_id, "swept": swept}
+        (sweep_dir / SWEEP_FILE).write_text(json.dumps(marker, indent=2))
+        log.info("sweep %s: parent MLflow run %s in experiment %r (%s) at %s", sweep_id,
+                 parent.run_id, store.experiment, store.experiment_id, uri)
+        return cls(parent, sweep_id, sweep_dir)
+
+    def finish(self, status: str) -> sweeps.Summary:
+        """Tag the parent with its children's summary, log the sweep's records, end it."""
+        parent = self.parent
+        try:
+            children = sweeps.children(parent.client, parent.run_id)
+            summary = sweeps.summarize(children, self.sweep_id, parent_run_id=parent.run_id)
+            parent.set_tags(summary.tags())
+            if summary.best_value is not None:
+                parent.log_metrics({f"sweep_best.{summary.metric}": summary.best_value})
+            for path in (self.sweep_dir / n for n in SWEEP_RECORDS):
+                if path.is_file():  # the marker, Hydra's sweep config, Optuna's best trial
+                    parent.client.log_artifact(parent.run_id, str(path))
+        finally:
+            parent.end(status)
+        return summary

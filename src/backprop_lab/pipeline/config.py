@@ -1,0 +1,199 @@
+"""Every command's configuration as typed dataclasses, and the range checks types cannot express.
+
+Hydra merges the YAML files of `conf/` into these dataclasses (`pipeline.compose` registers
+them), which rejects a wrong type or an unknown key with the key named; `validate` then checks
+values (lr > 0, widths >= 1, fractions in range, known names) and raises a `ConfigError` naming
+the key and what is allowed. `Config` is a training run; `CompareCommand`, `RerunCommand` and
+`EvaluateCommand` are the other commands, which share `TrackingConfig` with it so that
+`tracking.uri` and `tracking.experiment` mean the same in all four.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from backprop_lab.data.load import DATASETS
+from backprop_lab.data.scaling import SCALERS
+from backprop_lab.errors import ConfigError
+from backprop_lab.nn.activations import NAMES as ACTIVATIONS
+from backprop_lab.nn.network import DTYPES, INITS
+from backprop_lab.nn.optim import OPTIMIZERS
+from backprop_lab.nn.training import TrainConfig
+
+__all__ = ["Config", "ConfigError", "TrainConfig", "validate", "hidden_layers"]
+SPLIT_MODES = ("auto", "run", "all")
+
+
+@dataclass
+class DataConfig:
+    name: str = "boston"
+    path: str | None = None  # csv: the file; boston: defaults to data/boston_house_prices.csv
+    target: str = "MEDV"
+    features: list[str] | None = None  # None: every column but the target
+    drop_b: bool = False  # boston: drop the ethically problematic B column (data/README.md)
+    val_fraction: float = 0.15
+    test_fraction: float = 0.15
+
+
+@dataclass
+class NormalizeConfig:
+    features: str = "standard"
+    target: str = "standard"
+
+
+@dataclass
+class ModelConfig:
+    hidden: list[int] = field(default_factory=lambda: [64, 64])
+    depth: int | None = None  # shorthand for sweeps: depth=2, width=16 -> hidden=[16, 16]
+    width: int | None = None
+    activation: str = "relu"
+    output_activation: str = "linear"
+    init: str = "he"
+    dtype: str = "float64"
+    init_from: str | None = None  # a weights .npz to start from instead of `init`
+    ensemble: int = 1  # N >= 2: train N networks (own init and batch order), predict their mean
+
+
+@dataclass
+class EvalConfig:
+    cv_folds: int = 0  # K >= 2: K-fold cross-validation instead of one split
+    cv_val_fraction: float | None = None  # validation rows per fold; None: data.val_fraction
+    n_examples: int = 5  # rows of the predicted-vs-actual table
+
+
+@dataclass
+class TrackingConfig:
+    """Where runs are logged and read, the same keys in every command."""
+
+    uri: str | None = None  # None: sqlite:///<project root>/mlruns/mlflow.db
+    # train: the experiment runs go to; compare: the one searched (None: all); rerun and
+    # evaluate: the one the new run goes to (None: the original run's)
+    experiment: str | None = "backprop-lab"
+    run_name: str | None = None  # train only
+    log_model: bool = True  # train only: also log an MLflow pyfunc model (about 1-2 s per run)
+
+
+@dataclass
+class RerunConfig:
+    force: bool = False  # multirun: train every job, even one a finished run already did
+
+
+@dataclass
+class Config:
+    seed: int = 0
+    data: DataConfig = field(default_factory=DataConfig)
+    normalize: NormalizeConfig = field(default_factory=NormalizeConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    rerun: RerunConfig = field(default_factory=RerunConfig)
+
+
+@dataclass
+class CompareCommand:
+    """python -m pipelines.compare: the table, plots and summary of one sweep."""
+
+    sweep_id: str | None = None  # an id or a prefix; None: the latest sweep
+    out: str | None = None  # None: <sweep dir>/compare, else ./sweep-<id>-compare
+    metric: str | None = None  # None: val_mse, else test_mse; `*r2` ranks highest first
+    log_artifacts: bool = True  # also log the files to the parent run, under compare/
+    tracking: TrackingConfig = field(default_factory=lambda: TrackingConfig(experiment=None))
+
+
+@dataclass
+class RerunCommand:
+    """python -m pipelines.rerun: train a logged run again and compare the two."""
+
+    run_id: str | None = None
+    sweep_id: str | None = None  # every job of this sweep (a prefix of the id is enough)
+    force: bool = False  # rerun even when the data's sha256 differs from the logged one
+    rtol: float = 1e-6  # "within tolerance": |a - b| <= atol + rtol * |a| everywhere
+    atol: float = 1e-9
+    tracking: TrackingConfig = field(default_factory=lambda: TrackingConfig(experiment=None))
+
+
+@dataclass
+class EvaluateCommand:
+    """python -m pipelines.evaluate: score a logged model on a dataset without retraining."""
+
+    run_id: str | None = None
+    data: DataConfig | None = None  # None: the data the run trained on
+    split: str = "auto"  # auto | run (the run's own split) | all (every row)
+    tracking: TrackingConfig = field(default_factory=lambda: TrackingConfig(experiment=None))
+
+
+def hidden_layers(model: ModelConfig) -> list[int]:
+    """The hidden widths, expanding the depth/width shorthand when it is set."""
+    if model.depth is None and model.width is None:
+        return list(model.hidden)
+    if model.depth is None or model.width is None:
+        raise ConfigError("model.depth and model.width go together: set both or neither")
+    return [model.width] * model.depth
+
+
+def check_choice(key: str, value: Any, allowed: tuple[str, ...]) -> None:
+    """Raise a ConfigError naming `key` unless `value` is one of `allowed`."""
+    if not isinstance(value, str) or value not in allowed:
+        raise ConfigError(f"{key}: {value!r} is not allowed; choose one of {', '.join(allowed)}")
+
+
+def check_rule(key: str, ok: bool, rule: str, value: Any) -> None:
+    """Raise a ConfigError naming `key`, the `rule` and the value unless `ok`."""
+    if not ok:
+        raise ConfigError(f"{key}: must be {rule}, got {value!r}")
+
+
+def validate_train(t: TrainConfig, prefix: str = "train.") -> TrainConfig:
+    """The ranges of the training keys; `prefix` is how the caller names them (the estimator's
+    parameters have none)."""
+    check_choice(f"{prefix}optimizer", t.optimizer, OPTIMIZERS)
+    check_rule(f"{prefix}lr", math.isfinite(t.lr) and t.lr > 0, "finite and > 0", t.lr)
+    check_rule(f"{prefix}epochs", t.epochs >= 1, ">= 1", t.epochs)
+    check_rule(f"{prefix}batch_size", t.batch_size is None or t.batch_size >= 1, ">= 1 or null",
+               t.batch_size)
+    check_rule(f"{prefix}momentum", 0 <= t.momentum < 1, "in [0, 1)", t.momentum)
+    check_rule(f"{prefix}weight_decay", math.isfinite(t.weight_decay) and t.weight_decay >= 0,
+               "finite and >= 0", t.weight_decay)
+    check_rule(f"{prefix}patience", t.patience is None or t.patience >= 0, ">= 0 or null",
+               t.patience)
+    check_rule(f"{prefix}divergence_factor", t.divergence_factor > 1, "> 1", t.divergence_factor)
+    return t
+
+
+def validate(cfg: Config) -> Config:
+    """Check every value types cannot; return the config unchanged when it is valid."""
+    d, m, t = cfg.data, cfg.model, cfg.train
+    check_rule("seed", cfg.seed >= 0, ">= 0", cfg.seed)
+    check_choice("data.name", d.name, DATASETS)
+    check_rule("data.path", d.name != "csv" or bool(d.path), "set for data=csv", d.path)
+    for key in ("val_fraction", "test_fraction"):
+        value = getattr(d, key)
+        check_rule(f"data.{key}", 0 <= value < 1, "in [0, 1)", value)
+    check_rule("data.val_fraction + data.test_fraction", d.val_fraction + d.test_fraction < 1,
+           "< 1 to leave training data", d.val_fraction + d.test_fraction)
+    check_choice("normalize.features", cfg.normalize.features, SCALERS)
+    check_choice("normalize.target", cfg.normalize.target, SCALERS)
+    for key in ("depth", "width"):
+        value = getattr(m, key)
+        minimum = 0 if key == "depth" else 1
+        check_rule(f"model.{key}", value is None or value >= minimum, f">= {minimum}", value)
+    hidden = hidden_layers(m)
+    check_rule("model.hidden", all(w >= 1 for w in hidden), "a list of widths >= 1", hidden)
+    check_choice("model.activation", m.activation, ACTIVATIONS)
+    check_choice("model.output_activation", m.output_activation, ACTIVATIONS)
+    check_choice("model.init", m.init, INITS)
+    check_choice("model.dtype", m.dtype, DTYPES)
+    check_rule("model.ensemble", m.ensemble >= 1, ">= 1", m.ensemble)
+    validate_train(t)
+    check_rule("eval.cv_folds", cfg.eval.cv_folds == 0 or cfg.eval.cv_folds >= 2, "0 or >= 2",
+           cfg.eval.cv_folds)
+    cv_val = cfg.eval.cv_val_fraction
+    check_rule("eval.cv_val_fraction", cv_val is None or 0 <= cv_val < 1, "in [0, 1) or null",
+               cv_val)
+    check_rule("eval.n_examples", cfg.eval.n_examples >= 0, ">= 0", cfg.eval.n_examples)
+    check_rule("tracking.experiment", bool(cfg.tracking.experiment), "a name",
+               cfg.tracking.experiment)
+    return cfg

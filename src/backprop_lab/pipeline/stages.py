@@ -1,0 +1,217 @@
+"""The five stages as plain functions: load -> normalize -> build -> train -> evaluate.
+
+No Hydra and no MLflow here: `experiments.job` runs the stages and tracking plugs in as an
+epoch callback. One seeded Generator is split into independent streams (data split, weight init,
+batch shuffling), so changing the number of epochs never changes the initial weights. With
+`model.ensemble=N` the init and shuffle streams each give one child stream per member.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from backprop_lab.data import splits
+from backprop_lab.data.load import Dataset, load_dataset
+from backprop_lab.data.metrics import regression_metrics
+from backprop_lab.data.scaling import Scaler
+from backprop_lab.errors import DataError, WeightsError
+from backprop_lab.nn.ensemble import Ensemble, Model, member_rngs, members
+from backprop_lab.nn.network import Network
+from backprop_lab.nn.training import EpochCallback, History, TrainConfig, train
+from backprop_lab.nn.weights import load_network
+from backprop_lab.pipeline.config import (
+    Config,
+    DataConfig,
+    ModelConfig,
+    NormalizeConfig,
+    hidden_layers,
+)
+
+SPLITS = ("train", "val", "test")
+
+
+@dataclass
+class Prepared:
+    """A split with scalers fitted on its training part, and every part scaled."""
+
+    split: splits.Split
+    x_scaler: Scaler
+    y_scaler: Scaler
+
+    def X(self, part: str) -> np.ndarray:
+        return self.x_scaler.transform(getattr(self.split, f"X_{part}"))
+
+    def y(self, part: str) -> np.ndarray:
+        return self.y_scaler.transform(getattr(self.split, f"y_{part}"))
+
+
+@dataclass
+class Evaluation:
+    metrics: dict[str, float]  # "{split}_{metric}", e.g. test_r2, in original units
+    predictions: pd.DataFrame  # the test split: row index, actual and predicted targets
+
+
+@dataclass
+class Result:
+    dataset: Dataset
+    prepared: Prepared
+    network: Model
+    histories: list[History]  # one per ensemble member trained (training stops at a divergence)
+    evaluation: Evaluation
+
+    @property
+    def history(self) -> History:
+        """The history to report: the first diverged member's, else the first member's."""
+        return next((h for h in self.histories if h.diverged), self.histories[0])
+
+
+def streams(seed: int) -> tuple[np.random.Generator, np.random.Generator, np.random.Generator]:
+    """Independent generators for splitting, initialising and shuffling, all from one seed."""
+    split_rng, init_rng, train_rng = np.random.default_rng(seed).spawn(3)
+    return split_rng, init_rng, train_rng
+
+
+def load(cfg: DataConfig) -> Dataset:
+    """Stage 1: read and validate the dataset named by `data.name`."""
+    return load_dataset(cfg.name, cfg.path, cfg.target, cfg.features, cfg.drop_b)
+
+
+def check_fits(cfg: Config, ds: Dataset) -> None:
+    """Refuse, before anything runs or is logged, a config the dataset cannot satisfy: more
+    folds than rows, a split that leaves no training row, a `model.init_from` file that does
+    not fit the data's columns or the config's network."""
+    n = ds.n_samples
+    if cfg.eval.cv_folds > n:
+        raise DataError(f"eval.cv_folds: {cfg.eval.cv_folds} folds need at least as many rows; "
+                        f"{ds.source} has {n}")
+    n_test, n_val = round(n * cfg.data.test_fraction), round(n * cfg.data.val_fraction)
+    if cfg.eval.cv_folds < 2 and n - n_test - n_val < 1:
+        raise DataError(f"{ds.source}: no training rows left ({n} rows, {n_val} val, "
+                        f"{n_test} test): lower data.val_fraction or data.test_fraction")
+    if cfg.model.init_from:
+        build(cfg.model, ds.X.shape[1], ds.y.shape[1], np.random.default_rng(0))
+
+
+def normalize(split: splits.Split, cfg: NormalizeConfig) -> Prepared:
+    """Stage 2: fit the feature and target scalers on the training rows only."""
+    return Prepared(
+        split, Scaler.fit(cfg.features, split.X_train), Scaler.fit(cfg.target, split.y_train)
+    )
+
+
+def build(cfg: ModelConfig, n_inputs: int, n_outputs: int, rng: np.random.Generator) -> Model:
+    """Stage 3: a fresh network (or `model.ensemble` of them) from `model.*`, or the one in
+    `model.init_from`."""
+    sizes = [n_inputs, *hidden_layers(cfg), n_outputs]
+    if cfg.init_from:
+        model = load_network(Path(cfg.init_from))
+        if model.sizes != sizes:
+            raise WeightsError(f"model.init_from: {cfg.init_from} has layer sizes {model.sizes}, "
+                             f"the config asks for {sizes}")
+        if len(members(model)) != cfg.ensemble:
+            raise WeightsError(f"model.init_from: {cfg.init_from} holds {len(members(model))} "
+                             f"network(s), model.ensemble asks for {cfg.ensemble}")
+        return model
+    nets = [Network.create(sizes, r, cfg.activation, cfg.output_activation, cfg.init, cfg.dtype)
+            for r in member_rngs(rng, cfg.ensemble)]
+    return nets[0] if len(nets) == 1 else Ensemble(nets)
+
+
+def fit(
+    model: Model,
+    prepared: Prepared,
+    cfg: TrainConfig,
+    rng: np.random.Generator,
+    callbacks: Sequence[EpochCallback] = (),
+) -> list[History]:
+    """Stage 4: backprop training on the scaled training rows, validating on the val rows.
+
+    Ensemble members train one after another, each on its own shuffle stream. Only member 0
+    reports its epochs to the callbacks: every logged point costs about 0.3 ms of MLflow time
+    (bench/README.md), and the other members' curves are in the returned histories. A diverged
+    member ends the fit: the run has failed, so the others are not trained."""
+    nets = members(model)
+    histories = []
+    for k, (net, member_rng) in enumerate(zip(nets, member_rngs(rng, len(nets)))):
+        reporting = list(callbacks) if k == 0 else []
+        bar = progress_bar(cfg.epochs, f"member {k}" if len(nets) > 1 else "train", cfg.progress)
+        history = train(net, prepared.X("train"), prepared.y("train"), cfg, member_rng,
+                        prepared.X("val"), prepared.y("val"), [*reporting, *bar])
+        for b in bar:
+            b.close()
+        histories.append(history)
+        if history.diverged:
+            break
+    return histories
+
+
+class ProgressBar:
+    """`train.progress=true`: a tqdm bar advanced by the epoch callback (the core draws none)."""
+
+    def __init__(self, epochs: int, desc: str):
+        from tqdm.auto import tqdm
+
+        self.bar = tqdm(total=epochs, desc=desc, unit="ep")
+
+    def __call__(self, epoch: int, values: dict[str, float]) -> None:
+        self.bar.update(1)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def progress_bar(epochs: int, desc: str, show: bool) -> list[ProgressBar]:
+    return [ProgressBar(epochs, desc)] if show else []
+
+
+def evaluate(net: Model, prepared: Prepared, target_names: list[str]) -> Evaluation:
+    """Stage 5: metrics per split and test predictions, all in the target's original units."""
+    metrics: dict[str, float] = {}
+    for part in SPLITS:
+        X = getattr(prepared.split, f"X_{part}")
+        if len(X) == 0:
+            continue
+        y_pred = prepared.y_scaler.inverse_transform(net.predict(prepared.x_scaler.transform(X)))
+        y_true = getattr(prepared.split, f"y_{part}")
+        for name, value in regression_metrics(y_true, y_pred).items():
+            metrics[f"{part}_{name}"] = value
+        if part == "test":
+            predictions = pd.DataFrame({"row": prepared.split.test_idx})
+            for k, name in enumerate(target_names):
+                predictions[f"actual_{name}"] = y_true[:, k]
+                predictions[f"predicted_{name}"] = np.asarray(y_pred[:, k], dtype=np.float64)
+    if len(prepared.split.X_test) == 0:
+        predictions = pd.DataFrame({"row": np.array([], dtype=int)})
+    return Evaluation(metrics, predictions)
+
+
+def run(
+    cfg: Config,
+    callbacks: Sequence[EpochCallback] = (),
+    dataset: Dataset | None = None,
+) -> Result:
+    """All five stages on one train/val/test split."""
+    ds = dataset if dataset is not None else load(cfg.data)
+    split_rng, init_rng, train_rng = streams(cfg.seed)
+    split = splits.split(ds, cfg.data.val_fraction, cfg.data.test_fraction, split_rng)
+    return train_and_evaluate(cfg, ds, split, init_rng, train_rng, callbacks)
+
+
+def train_and_evaluate(
+    cfg: Config,
+    ds: Dataset,
+    split: splits.Split,
+    init_rng: np.random.Generator,
+    train_rng: np.random.Generator,
+    callbacks: Sequence[EpochCallback] = (),
+) -> Result:
+    """Stages 2-5 on a given split."""
+    prepared = normalize(split, cfg.normalize)
+    net = build(cfg.model, ds.X.shape[1], ds.y.shape[1], init_rng)
+    histories = fit(net, prepared, cfg.train, train_rng, callbacks)
+    return Result(ds, prepared, net, histories, evaluate(net, prepared, ds.target_names))

@@ -1,0 +1,54 @@
+"""The two pictures of a run: its learning curve and its predictions against the truth."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from backprop_lab.nn.training import History
+
+
+def learning_curve(histories: Sequence[History], path: Path) -> Path:
+    """Train and validation cost per epoch; an ensemble's members after the first are drawn
+    as thin lines in the same colours."""
+    fig = Figure(figsize=(6, 4))
+    ax = fig.subplots()
+    for k, history in enumerate(histories):
+        first = k == 0
+        width, alpha = (1.5, 1.0) if first else (0.6, 0.5)
+        train_label = "train" if first else ("train, other members" if k == 1 else None)
+        val_label = "validation" if first else ("validation, other members" if k == 1 else None)
+        ax.plot(np.arange(len(history.train_cost)), history.train_cost, color="C0",
+                label=train_label, linewidth=width, alpha=alpha)
+        if history.val_cost:
+            ax.plot(np.arange(len(history.val_cost)), history.val_cost, color="C1",
+                    label=val_label, linewidth=width, alpha=alpha)
+    if histories[0].best_epoch >= 0:
+        ax.axvline(histories[0].best_epoch, color="grey", linestyle=":",
+                   label="best epoch" if len(histories) == 1 else "best epoch of member 0")
+    ax.set(xlabel="epoch", ylabel="cost C = ½·mean‖y − a‖² (training units)", yscale="log",
+           title="Learning curve" if len(histories) == 1 else
+           f"Learning curves of {len(histories)} ensemble members")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    return path
+
+
+def predicted_vs_actual(actual: np.ndarray, predicted: np.ndarray, target: str, path: Path) -> Path:
+    fig = Figure(figsize=(5, 5))
+    ax = fig.subplots()
+    ax.scatter(actual, predicted, s=12, alpha=0.7)
+    if len(actual):
+        lo = float(min(actual.min(), predicted.min()))
+        hi = float(max(actual.max(), predicted.max()))
+        ax.plot([lo, hi], [lo, hi], color="grey", linestyle="--", label="perfect")
+        ax.legend()
+    ax.set(xlabel=f"actual {target}", ylabel=f"predicted {target}",
+           title="Test split: predicted vs actual")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    return path

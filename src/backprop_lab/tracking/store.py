@@ -1,0 +1,208 @@
+"""The MLflow store and its runs: the tracking URI, the experiment, runs and their status,
+batched params, tags and metrics. The numerical core never imports this; training reaches it
+through an epoch callback (`MetricBuffer`). The served model is in `served_model`.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import mlflow
+from mlflow.entities import Metric, Param, RunTag
+from mlflow.tracking import MlflowClient
+
+from backprop_lab.errors import TrackingUnavailable
+from backprop_lab.paths import STORE_DIR
+
+BATCH = 100  # MLflow accepts at most 100 params and 1000 metrics per log_batch call
+PARENT_TAG = "mlflow.parentRunId"
+# What the commands set before MLflow is imported (never at import of this module): no telemetry,
+# no progress bars in run output, and a lost server fails in ~15 s instead of ~4 min of retries.
+MLFLOW_ENVIRONMENT = {"MLFLOW_DISABLE_TELEMETRY": "true",
+                      "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
+                      "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "3"}
+
+
+def quiet_mlflow_environment() -> None:
+    """Set `MLFLOW_ENVIRONMENT` where the user has not set those variables."""
+    for key, value in MLFLOW_ENVIRONMENT.items():
+        os.environ.setdefault(key, value)
+
+
+def default_uri() -> str:
+    """The embedded store: one sqlite file under the project, whatever the current directory."""
+    return f"sqlite:///{STORE_DIR / 'mlflow.db'}"
+
+
+def resolve_uri(uri: str | None) -> str:
+    """`tracking.uri` as given, or the embedded store when it is null."""
+    return uri or default_uri()
+
+
+def is_local(uri: str) -> bool:
+    return uri.startswith(("sqlite:", "file:")) or "://" not in uri
+
+
+def local_root(uri: str) -> Path:
+    """The folder of a local store (the sqlite file's folder): artifacts go under it."""
+    if uri.startswith("sqlite:///"):
+        return Path(uri[len("sqlite:///") :]).parent
+    return Path(uri.removeprefix("file://")) if uri.startswith("file:") else Path(uri)
+
+
+@dataclass
+class Store:
+    """A tracking URI and an experiment, created once before any job logs to it."""
+
+    uri: str
+    experiment: str
+    experiment_id: str = ""
+    client: MlflowClient = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if is_local(self.uri):
+            local_root(self.uri).mkdir(parents=True, exist_ok=True)
+        elif self.uri.startswith(("http://", "https://")):
+            check_server(self.uri)
+        mlflow.set_tracking_uri(self.uri)
+        self.client = MlflowClient(self.uri)
+        if not self.experiment_id:
+            self.experiment_id = ensure_experiment(self.client, self.uri, self.experiment)
+
+
+def check_server(uri: str, timeout: float = 10.0) -> None:
+    """One request, without retries, before anything is logged: an unreachable server or refused
+    credentials (MLFLOW_TRACKING_USERNAME/PASSWORD) fail at once, naming the URL and the cause."""
+    from mlflow.utils.credentials import get_default_host_creds
+    from mlflow.utils.rest_utils import http_request
+
+    creds = get_default_host_creds(uri)
+    try:
+        answer = http_request(creds, "/api/2.0/mlflow/experiments/search", "POST", max_retries=0,
+                              timeout=timeout, raise_on_status=False, json={"max_results": 1})
+    except Exception as err:
+        cause: BaseException = err
+        while cause.__cause__ or cause.__context__:
+            cause = cause.__cause__ or cause.__context__  # type: ignore[assignment]
+        raise TrackingUnavailable(f"MLflow tracking server {uri} is unreachable: "
+                                  f"{type(cause).__name__}: {cause}") from err
+    if answer.status_code == 401:
+        who = (f"user {creds.username!r} (MLFLOW_TRACKING_USERNAME/PASSWORD)" if creds.username
+               else "a request without credentials: set MLFLOW_TRACKING_USERNAME and "
+               "MLFLOW_TRACKING_PASSWORD")
+        raise TrackingUnavailable(f"MLflow tracking server {uri} refused {who} (401 Unauthorized)")
+    if answer.status_code >= 400:
+        raise TrackingUnavailable(f"MLflow tracking server {uri} answered {answer.status_code}: "
+                                  f"{answer.text[:300]}")
+
+
+def ensure_experiment(client: MlflowClient, uri: str, name: str) -> str:
+    """The id of experiment `name`, creating it with artifacts in an `artifacts/` folder beside a
+    local store's database (so artifacts never depend on the current directory)."""
+    found = client.get_experiment_by_name(name)
+    if found is not None:
+        return str(found.experiment_id)
+    location = (local_root(uri) / "artifacts" / name).as_uri() if is_local(uri) else None
+    try:
+        return str(client.create_experiment(name, artifact_location=location))
+    except mlflow.exceptions.MlflowException:
+        found = client.get_experiment_by_name(name)  # created meanwhile by another process
+        if found is None:
+            raise
+        return str(found.experiment_id)
+
+
+def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
+    """Dotted keys for every leaf: {"train": {"lr": 0.1}} -> {"train.lr": "0.1"}."""
+    flat: dict[str, str] = {}
+    for key, value in tree.items():
+        if isinstance(value, Mapping):
+            flat.update(flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = str(value)[:6000]
+    return flat
+
+
+def chunks(items: list[Any], size: int = BATCH) -> Iterable[list[Any]]:
+    return (items[i : i + size] for i in range(0, len(items), size))
+
+
+class Run:
+    """One MLflow run, addressed by id; every write is a batch."""
+
+    def __init__(self, store: Store, run_id: str):
+        self.store, self.run_id, self.client = store, run_id, store.client
+        self.seconds_in_mlflow = 0.0
+
+    @classmethod
+    def start(
+        cls, store: Store, name: str | None, tags: Mapping[str, str], parent_id: str | None = None
+    ) -> Run:
+        t = time.perf_counter()
+        all_tags = dict(tags, **({PARENT_TAG: parent_id} if parent_id else {}))
+        info = store.client.create_run(store.experiment_id, run_name=name, tags=all_tags).info
+        run = cls(store, info.run_id)
+        run.seconds_in_mlflow += time.perf_counter() - t
+        return run
+
+    def _timed(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        t = time.perf_counter()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            self.seconds_in_mlflow += time.perf_counter() - t
+
+    def log_params(self, params: Mapping[str, str]) -> None:
+        for part in chunks([Param(k, str(v)) for k, v in sorted(params.items())]):
+            self._timed(self.client.log_batch, self.run_id, params=part)
+
+    def set_tags(self, tags: Mapping[str, Any]) -> None:
+        for part in chunks([RunTag(k, str(v)[:5000]) for k, v in sorted(tags.items())]):
+            self._timed(self.client.log_batch, self.run_id, tags=part)
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int = 0) -> None:
+        now = int(time.time() * 1000)
+        batch = [Metric(k, float(v), now, step) for k, v in sorted(metrics.items())]
+        self.log_metric_objects(batch)
+
+    def log_metric_objects(self, metrics: list[Metric]) -> None:
+        for part in chunks(metrics, 1000):
+            self._timed(self.client.log_batch, self.run_id, metrics=part)
+
+    def log_artifacts(self, folder: Path, artifact_path: str | None = None) -> None:
+        self._timed(self.client.log_artifacts, self.run_id, str(folder), artifact_path)
+
+    def end(self, status: str) -> None:
+        """FINISHED, FAILED or KILLED: the run's status tells the truth about how it ended."""
+        self._timed(self.client.set_terminated, self.run_id, status)
+
+
+class MetricBuffer:
+    """Epoch callback that collects per-epoch metrics and writes them in batches.
+
+    The training costs arrive as train_cost/val_cost and are logged as `train_loss`/`val_loss`
+    (in the units the network trains in), apart from the final `{split}_cost` metrics, which are
+    in the target's original units.
+    """
+
+    def __init__(self, run: Run, every: int = 500):
+        self.run, self.every = run, every
+        self.pending: list[Metric] = []
+
+    def __call__(self, epoch: int, values: Mapping[str, float]) -> None:
+        now = int(time.time() * 1000)
+        self.pending.extend(
+            Metric(k.replace("_cost", "_loss"), float(v), now, epoch) for k, v in values.items()
+        )
+        if len(self.pending) >= self.every:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.pending:
+            self.run.log_metric_objects(self.pending)
+            self.pending = []

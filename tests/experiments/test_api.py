@@ -1,0 +1,35 @@
+"""`backprop_lab.run`: the tracked pipeline from Python, the same run the command makes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from mlflow.tracking import MlflowClient
+
+import backprop_lab
+from backprop_lab.errors import ConfigError
+
+
+def test_run_returns_metrics_run_id_and_network(store_uri: str) -> None:
+    result = backprop_lab.run(["train.epochs=20", "model.hidden=[8]", "tracking.log_model=false",
+                               f"tracking.uri={store_uri}", "tracking.experiment=api"])
+    assert result.status == "FINISHED" and 0 < result.metrics["test_r2"] < 1
+    run = MlflowClient(store_uri).get_run(result.run_id)
+    assert run.data.metrics["test_r2"] == result.metrics["test_r2"]
+    assert run.data.params["model.hidden"] == "[8]"
+    assert isinstance(result.network, backprop_lab.Network)
+    assert result.network.sizes == [13, 8, 1]
+    assert np.isfinite(result.network.predict(np.zeros((2, 13)))).all()
+
+
+def test_run_reports_divergence_and_refuses_bad_values(store_uri: str) -> None:
+    result = backprop_lab.run(["train=gd", "train.lr=10", "train.epochs=20",
+                               "tracking.log_model=false", f"tracking.uri={store_uri}"])
+    assert result.status == "FAILED"
+    with pytest.raises(ConfigError, match="train.lr"):
+        backprop_lab.run(["train.lr=-1", f"tracking.uri={store_uri}"])
+
+
+def test_public_names_are_all_importable() -> None:
+    for name in backprop_lab.__all__:
+        assert getattr(backprop_lab, name) is not None
