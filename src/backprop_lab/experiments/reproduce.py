@@ -30,6 +30,7 @@ HASH_EXCLUDED = ("tracking", "rerun", "train.progress", "eval.n_examples")
 IDENTICAL, WITHIN, DIFFERENT = "identical", "within tolerance", "different"
 VERDICTS = (IDENTICAL, WITHIN, DIFFERENT)  # best to worst
 UNTRACKED_MARKER = "\n# untracked files:\n"  # as provenance.git_state writes it
+RANKING_METRICS = ("val_mse", "test_mse")  # a sweep's jobs rank by the first one they logged
 REUSE_TAG = "reused."  # prefix of the sweep parent's tags `reused.<run_id>` = the job's overrides
 
 
@@ -227,12 +228,8 @@ def find_reusable(client: Any, experiment_id: str, chash: str) -> Any | None:
 
 
 def objective(metrics: Mapping[str, float], status: str) -> float:
-    """What a sweeper minimises: the validation MSE (the test MSE without a validation split),
-    cross-validated when the run has folds; inf for a run that did not finish."""
+    """What a sweeper minimises: the first of `RANKING_METRICS` the run logged (a CV run logs
+    each metric's mean under the plain name); inf for a run that did not finish."""
     if status != "FINISHED":
         return math.inf
-    for key in ("cv_mean.val_mse", "cv_mean.test_mse", "val_mse", "test_mse"):
-        if key in metrics:
-            return float(metrics[key])
-    return math.inf
-
+    return next((float(metrics[key]) for key in RANKING_METRICS if key in metrics), math.inf)

@@ -114,7 +114,7 @@ def rerun(cmd: RerunCommand) -> dict[str, str]:
     if cmd.sweep_id:
         sweep_id, run_ids = sweep_runs(store.client, str(cmd.sweep_id))
         extra["rerun_of_sweep"] = sweep_id
-        print(f"sweep {sweep_id}: rerunning {len(run_ids)} jobs")
+        log.info("sweep %s: rerunning %d jobs", sweep_id, len(run_ids))
     if len(run_ids) == 1:  # one run: its refusal is the command's error
         with tempfile.TemporaryDirectory(prefix="backprop-rerun-") as tmp:
             return {run_ids[0]: rerun_one(store, run_ids[0], cmd, Path(tmp), extra).verdict}

@@ -17,7 +17,7 @@ from mlflow.entities import Run as MlflowRun
 from mlflow.tracking import MlflowClient
 
 from backprop_lab.errors import NotFound
-from backprop_lab.experiments.reproduce import REUSE_TAG
+from backprop_lab.experiments.reproduce import RANKING_METRICS, REUSE_TAG
 
 PARENT_FILTER = "tags.sweep_role = 'parent'"
 # final metrics shown in the table, in this order, when the children logged them
@@ -121,10 +121,10 @@ def param_columns(runs: Sequence[MlflowRun], swept: Sequence[str] = ()) -> list[
 
 
 def metric_for(columns: Sequence[str], metric: str | None = None) -> str:
-    """The ranking metric: `metric` if given, else validation MSE, else test MSE."""
+    """The ranking metric: `metric` if given, else the first of `RANKING_METRICS` present."""
     if metric:
         return metric
-    return next((m for m in ("val_mse", "test_mse") if m in columns), "val_mse")
+    return next((m for m in RANKING_METRICS if m in columns), RANKING_METRICS[0])
 
 
 def higher_is_better(metric: str) -> bool:
