@@ -72,7 +72,7 @@ class SweepTracking(Callback):
         self._sweep = SweepRun.start(
             config.tracking.uri, str(config.tracking.experiment),
             Path(str(config.hydra.sweep.dir)).resolve(), choices.get("sweep") or "cli",
-            swept_keys(config), hydra_tags(config))
+            swept_keys(config), hydra_tags(config), float(config.tracking.stale_after))
         self._ended = False
         atexit.register(self._end_if_running)  # a sweep that raises never calls on_multirun_end
 

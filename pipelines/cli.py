@@ -6,20 +6,22 @@
 - Hydra's and OmegaConf's own errors (an unknown key, a wrong type, `model=nope`, a bad
   override) into `error: <message>` with status 2, where Hydra alone would print several lines
   and exit 1;
-- Ctrl-C into `error: interrupted` with status 130 (the run itself is already marked KILLED);
+- Ctrl-C or SIGTERM into `error: interrupted by SIGINT|SIGTERM; ...` with status 128 + the
+  signal (the run itself is already marked KILLED, its metrics and weights so far saved);
 - anything else into `error: internal error: ...` with status 1; HYDRA_FULL_ERROR=1 shows the
   traceback instead.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import sys
 from collections.abc import Callable
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeVar
 
-from backprop_lab.errors import BackpropLabError
+from backprop_lab.errors import BackpropLabError, Interrupted
 
 COMMAND_ENVIRONMENT = {
     # hydra/launcher=ray_*: Ray reports no usage stats, and a driver joining a cluster sends
@@ -27,6 +29,36 @@ COMMAND_ENVIRONMENT = {
     "RAY_USAGE_STATS_ENABLED": "0",
     "RAY_AUTH_MODE": "token",
 }
+
+T = TypeVar("T")
+_failed: list[BaseException] = []  # the error a single run's task ended with, for run_command
+
+
+def task(on_error: Any = None) -> Callable[[Callable[..., T]], Callable[..., T]]:
+    """Decorate a Hydra task function: in a single run, the project's errors (and Ctrl-C) are
+    handed to `run_command` instead of Hydra, which would print its own line about the failed
+    job first. In a multirun they go to Hydra, which raises them in the launching process when
+    the sweep ends (jobs may run in other processes); `on_error` is what the task returns then
+    never, kept for typing."""
+
+    def decorate(fn: Callable[..., T]) -> Callable[..., T]:
+        @functools.wraps(fn)
+        def wrapped(*args: Any, **kwargs: Any) -> T:
+            from hydra.core.hydra_config import HydraConfig
+            from hydra.types import RunMode
+
+            try:
+                return fn(*args, **kwargs)
+            except (BackpropLabError, KeyboardInterrupt) as err:
+                if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
+                    raise
+                _failed.append(err)
+                return on_error
+
+        return wrapped
+
+    return decorate
+
 
 # errors of the tracking store and its transport: a failed run, not a bug of ours
 EXTERNAL = ("mlflow", "sqlalchemy", "requests", "urllib3")
@@ -75,12 +107,16 @@ def run_command(hydra_main: Callable[[], Any]) -> None:
     register_schemas()
     try:
         hydra_main()
+        if _failed:
+            raise _failed.pop()
     except BackpropLabError as err:
         fail(one_line(err), err.exit_status)
     except (HydraException, OmegaConfBaseException) as err:
         fail(one_line(err), 2)
-    except KeyboardInterrupt:
-        fail("interrupted", 130)
+    except KeyboardInterrupt as err:
+        if isinstance(err, Interrupted):
+            fail(f"{err}; the run is marked KILLED", err.exit_status)
+        fail("interrupted by SIGINT; the run is marked KILLED", 130)
     except Exception as err:
         if show_traceback:
             raise

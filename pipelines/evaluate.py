@@ -14,10 +14,11 @@ from omegaconf import DictConfig
 from backprop_lab.experiments.evaluation import evaluate
 from backprop_lab.pipeline.compose import to_command
 from backprop_lab.pipeline.config import EvaluateCommand
-from pipelines.cli import run_command
+from pipelines.cli import run_command, task
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="evaluate")
+@task()
 def main(cfg: DictConfig) -> None:
     evaluate(to_command(cfg, EvaluateCommand))
 

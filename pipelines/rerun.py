@@ -17,10 +17,11 @@ from omegaconf import DictConfig
 from backprop_lab.experiments.rerun import exit_status, rerun
 from backprop_lab.pipeline.compose import to_command
 from backprop_lab.pipeline.config import RerunCommand
-from pipelines.cli import run_command
+from pipelines.cli import run_command, task
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="rerun")
+@task()
 def main(cfg: DictConfig) -> None:
     status = exit_status(rerun(to_command(cfg, RerunCommand)))
     if status:

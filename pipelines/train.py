@@ -8,11 +8,12 @@ from __future__ import annotations
 import hydra
 from omegaconf import DictConfig
 
-from pipelines.cli import run_command
+from pipelines.cli import run_command, task
 from pipelines.job import train_job
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
+@task(on_error=float("inf"))
 def main(cfg: DictConfig) -> float:
     """Returns the validation MSE, which sweepers (Optuna) minimise."""
     return train_job(cfg).objective

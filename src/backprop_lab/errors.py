@@ -53,3 +53,12 @@ class Diverged(RunFailed):
 
 class TrackingUnavailable(RunFailed):
     """The tracking server cannot be reached, or it refuses the credentials."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """SIGINT or SIGTERM during a run (Ctrl-C, `timeout`, `docker stop`, a SLURM time limit):
+    the run is ended KILLED after saving what it has; the command exits 128 + the signal."""
+
+    def __init__(self, signal_name: str = "SIGINT", signal_number: int = 2):
+        super().__init__(f"interrupted by {signal_name}")
+        self.signal_name, self.exit_status = signal_name, 128 + signal_number

@@ -10,8 +10,10 @@ from typing import Any
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
+from backprop_lab.data.load import Dataset
+from backprop_lab.nn.ensemble import Model
 from backprop_lab.nn.weights import save_network
-from backprop_lab.pipeline.stages import Result
+from backprop_lab.pipeline.stages import Prepared, Result
 from backprop_lab.plots import run_plots
 from backprop_lab.tracking import provenance
 
@@ -22,12 +24,8 @@ def write_artifacts(folder: Path, config: DictConfig, result: Result,
     config.yaml and provenance, model.npz (weights, scalers, column names), scaler.npz,
     predictions_test.csv, learning_curve.png and predicted_vs_actual.png."""
     write_provenance(folder, config, git_diff, hydra_dir)
-    ds, prepared, net = result.dataset, result.prepared, result.network
-    scalers = {**prepared.x_scaler.to_arrays("x_"), **prepared.y_scaler.to_arrays("y_")}
-    names = {"feature_names": np.array(ds.feature_names), "target_names": np.array(ds.target_names)}
-    model_npz = save_network(net, folder / "model.npz", {**scalers, **names})
-    arrays: dict[str, Any] = {**scalers, **names}
-    np.savez(folder / "scaler.npz", **arrays)
+    ds = result.dataset
+    model_npz = write_model(folder, ds, result.prepared, result.network)
     result.evaluation.predictions.to_csv(folder / "predictions_test.csv", index=False)
     run_plots.learning_curve(result.histories, folder / "learning_curve.png")
     target = ds.target_names[0]
@@ -36,6 +34,16 @@ def write_artifacts(folder: Path, config: DictConfig, result: Result,
         run_plots.predicted_vs_actual(preds[f"actual_{target}"].to_numpy(),
                                       preds[f"predicted_{target}"].to_numpy(), target,
                                       folder / "predicted_vs_actual.png")
+    return model_npz
+
+
+def write_model(folder: Path, ds: Dataset, prepared: Prepared, network: Model) -> Path:
+    """model.npz (weights, both scalers, column names: all a prediction needs) and scaler.npz."""
+    scalers = {**prepared.x_scaler.to_arrays("x_"), **prepared.y_scaler.to_arrays("y_")}
+    names = {"feature_names": np.array(ds.feature_names), "target_names": np.array(ds.target_names)}
+    model_npz = save_network(network, folder / "model.npz", {**scalers, **names})
+    arrays: dict[str, Any] = {**scalers, **names}
+    np.savez(folder / "scaler.npz", **arrays)
     return model_npz
 
 

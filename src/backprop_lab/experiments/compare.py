@@ -15,12 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from mlflow.tracking import MlflowClient
 
 from backprop_lab.experiments import sweeps
 from backprop_lab.pipeline.config import CompareCommand
 from backprop_lab.plots import sweep_plots
-from backprop_lab.tracking.store import resolve_uri
+from backprop_lab.tracking.store import open_client, resolve_uri
 
 CURVE_KEYS = ("val_loss", "val_cost", "train_loss", "train_cost")  # per-epoch, first found wins
 
@@ -45,7 +44,7 @@ def learning_curve(client: Any, run: Any) -> tuple[str, list[float]]:
 def compare(cmd: CompareCommand) -> Path:
     """Table and plots of one sweep; returns the folder they were written to."""
     uri = resolve_uri(cmd.tracking.uri)
-    client = MlflowClient(uri)
+    client = open_client(uri)
     parent = sweeps.find_parent(client, cmd.sweep_id, cmd.tracking.experiment)
     tags = parent.data.tags
     sweep_id = tags["sweep_id"]

@@ -9,9 +9,13 @@ how it ended: FINISHED, FAILED (diverged, tag `diverged`; or an error, tag `erro
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import signal
 import tempfile
+import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,14 +23,16 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from backprop_lab.data.load import Dataset
+from backprop_lab.errors import Interrupted
 from backprop_lab.experiments import reproduce
-from backprop_lab.experiments.artifacts import write_artifacts, write_provenance
+from backprop_lab.experiments.artifacts import write_artifacts, write_model, write_provenance
 from backprop_lab.experiments.report import print_cv_report, print_report, print_run_line
 from backprop_lab.nn.ensemble import Model
 from backprop_lab.pipeline import crossval, stages
 from backprop_lab.pipeline.compose import to_config
 from backprop_lab.pipeline.config import Config, hidden_layers
 from backprop_lab.tracking import provenance
+from backprop_lab.tracking.liveness import Heartbeat, mark_stale
 from backprop_lab.tracking.store import MetricBuffer, Run, Store, flatten, resolve_uri
 
 log = logging.getLogger(__name__)
@@ -78,6 +84,7 @@ def run_job(cfg: DictConfig, overrides: list[str], hydra_dir: Path | None,
     sweep = sweep or {}
     store = Store(resolve_uri(config.tracking.uri), str(config.tracking.experiment),
                   sweep.get("experiment_id", ""))
+    mark_stale(store.client, [store.experiment_id], config.tracking.stale_after)
     git = provenance.git_state()
     resolved = OmegaConf.to_container(cfg, resolve=True)
     assert isinstance(resolved, dict)
@@ -92,9 +99,11 @@ def run_job(cfg: DictConfig, overrides: list[str], hydra_dir: Path | None,
     name = name or run_name(config, overrides, sweep.get("swept"))
     run = Run.start(store, name, tags, sweep.get("parent_run_id"))
     try:
-        return tracked_pipeline(cfg, config, run, hydra_dir, ds, git["diff"])
-    except KeyboardInterrupt:
-        run.set_tags({"interrupted": "true"})
+        with Heartbeat(run), sigterm_as_interrupt():
+            return tracked_pipeline(cfg, config, run, hydra_dir, ds, git["diff"])
+    except KeyboardInterrupt as err:
+        how = err.signal_name if isinstance(err, Interrupted) else "SIGINT"
+        run.set_tags({"interrupted": "true", "stop_reason": f"interrupted by {how}"})
         run.end("KILLED")
         raise
     except Exception as err:
@@ -131,8 +140,13 @@ def tracked_pipeline(cfg: DictConfig, config: Config, run: Run, hydra_dir: Path 
             run.log_artifacts(Path(tmp))
         return cross_validate(config, ds, run)
     buffer = MetricBuffer(run)
+    setup = stages.set_up(config, ds)
     started = time.perf_counter()
-    result = stages.run(config, [buffer], dataset=ds)
+    try:
+        result = stages.complete(config, setup, [buffer])
+    except KeyboardInterrupt:
+        save_interrupted(run, buffer, cfg, setup, git_diff, hydra_dir)
+        raise
     train_seconds = time.perf_counter() - started
     buffer.flush()
     history, metrics = result.history, dict(result.evaluation.metrics)
@@ -166,6 +180,36 @@ def tracked_pipeline(cfg: DictConfig, config: Config, run: Run, hydra_dir: Path 
     run.end(status)
     return JobOutcome(run.run_id, status, metrics, reproduce.objective(metrics, status),
                       result.network)
+
+
+def save_interrupted(run: Run, buffer: MetricBuffer, cfg: DictConfig, setup: stages.Setup,
+                     git_diff: str, hydra_dir: Path | None) -> None:
+    """An interrupted run keeps what inspection and a rerun need: the per-epoch metrics so far,
+    config.yaml and provenance, and model.npz with the weights as they were when it stopped."""
+    with contextlib.suppress(Exception), tempfile.TemporaryDirectory(prefix="backprop-") as tmp:
+        buffer.flush()
+        write_provenance(Path(tmp), cfg, git_diff, hydra_dir)
+        write_model(Path(tmp), setup.dataset, setup.prepared, setup.network)
+        run.log_artifacts(Path(tmp))
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """Inside: SIGTERM (`timeout`, `docker stop`, SLURM's time limit) raises `Interrupted`,
+    as Ctrl-C raises KeyboardInterrupt, so the run ends KILLED with what it has saved. Only
+    the main thread can take signals; elsewhere (some launchers' workers) nothing changes."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise Interrupted(signal.Signals(signum).name, signum)
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def cross_validate(config: Config, ds: Dataset, run: Run) -> JobOutcome:

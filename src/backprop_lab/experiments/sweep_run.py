@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from backprop_lab.experiments import sweeps
+from backprop_lab.tracking.liveness import Heartbeat, mark_stale
 from backprop_lab.tracking.store import Run, Store, resolve_uri
 
 log = logging.getLogger(__name__)
@@ -34,15 +35,19 @@ def read_marker(sweep_dir: Path) -> dict[str, Any]:
 
 @dataclass
 class SweepRun:
+    """The parent run, beating while the sweep runs (so that its jobs never mark it stale)."""
+
     parent: Run
     sweep_id: str
     sweep_dir: Path
+    heartbeat: Heartbeat
 
     @classmethod
     def start(cls, uri: str | None, experiment: str, sweep_dir: Path, preset: str,
-              swept: list[str], tags: Mapping[str, str]) -> SweepRun:
+              swept: list[str], tags: Mapping[str, str], stale_after: float = 300.0) -> SweepRun:
         uri = resolve_uri(uri)
         store = Store(uri, experiment)  # migrations happen here, once
+        mark_stale(store.client, [store.experiment_id], stale_after)  # a dead earlier sweep
         sweep_id = uuid.uuid4().hex
         all_tags = {"sweep_id": sweep_id, "sweep_role": "parent", "sweep_preset": preset,
                     "sweep_dir": str(sweep_dir), "swept": ",".join(swept), **tags}
@@ -53,11 +58,12 @@ class SweepRun:
         (sweep_dir / SWEEP_FILE).write_text(json.dumps(marker, indent=2))
         log.info("sweep %s: parent MLflow run %s in experiment %r (%s) at %s", sweep_id,
                  parent.run_id, store.experiment, store.experiment_id, uri)
-        return cls(parent, sweep_id, sweep_dir)
+        return cls(parent, sweep_id, sweep_dir, Heartbeat(parent).__enter__())
 
     def finish(self, status: str) -> sweeps.Summary:
         """Tag the parent with its children's summary, log the sweep's records, end it."""
         parent = self.parent
+        self.heartbeat.__exit__(None, None, None)
         try:
             children = sweeps.children(parent.client, parent.run_id)
             summary = sweeps.summarize(children, self.sweep_id, parent_run_id=parent.run_id)

@@ -14,15 +14,18 @@ from omegaconf import DictConfig, OmegaConf
 
 from backprop_lab.paths import CONF_DIR
 from backprop_lab.pipeline.config import (
+    CleanupCommand,
     CompareCommand,
     Config,
     EvaluateCommand,
     RerunCommand,
+    check_tracking,
     validate,
 )
 
 SCHEMAS: dict[str, type] = {"base_config": Config, "compare_schema": CompareCommand,
-                            "rerun_schema": RerunCommand, "evaluate_schema": EvaluateCommand}
+                            "rerun_schema": RerunCommand, "evaluate_schema": EvaluateCommand,
+                            "cleanup_schema": CleanupCommand}
 
 
 def register_schemas() -> None:
@@ -58,4 +61,5 @@ def to_command(cfg: DictConfig, kind: type) -> Any:
     """A command's typed arguments (CompareCommand, RerunCommand, EvaluateCommand)."""
     command = OmegaConf.to_object(cfg)
     assert isinstance(command, kind)
+    check_tracking(vars(command)["tracking"])  # every command has the shared tracking keys
     return command

@@ -73,6 +73,9 @@ class TrackingConfig:
     experiment: str | None = "backprop-lab"
     run_name: str | None = None  # train only
     log_model: bool = True  # train only: also log an MLflow pyfunc model (about 1-2 s per run)
+    # a RUNNING run whose heartbeat is older than this many seconds is dead: marked FAILED,
+    # stale=true, when a run or sweep starts in its experiment and by pipelines.cleanup
+    stale_after: float = 300.0
 
 
 @dataclass
@@ -100,6 +103,13 @@ class CompareCommand:
     out: str | None = None  # None: <sweep dir>/compare, else ./sweep-<id>-compare
     metric: str | None = None  # None: val_mse, else test_mse; `*r2` ranks highest first
     log_artifacts: bool = True  # also log the files to the parent run, under compare/
+    tracking: TrackingConfig = field(default_factory=lambda: TrackingConfig(experiment=None))
+
+
+@dataclass
+class CleanupCommand:
+    """python -m pipelines.cleanup: mark the runs whose process died (see tracking.liveness)."""
+
     tracking: TrackingConfig = field(default_factory=lambda: TrackingConfig(experiment=None))
 
 
@@ -144,6 +154,13 @@ def check_rule(key: str, ok: bool, rule: str, value: Any) -> None:
     """Raise a ConfigError naming `key`, the `rule` and the value unless `ok`."""
     if not ok:
         raise ConfigError(f"{key}: must be {rule}, got {value!r}")
+
+
+def check_tracking(t: TrackingConfig) -> TrackingConfig:
+    """The tracking keys every command shares."""
+    check_rule("tracking.stale_after", math.isfinite(t.stale_after) and t.stale_after >= 90,
+               ">= 90 (three heartbeats of 30 s)", t.stale_after)
+    return t
 
 
 def validate_train(t: TrainConfig, prefix: str = "train.") -> TrainConfig:
@@ -196,4 +213,5 @@ def validate(cfg: Config) -> Config:
     check_rule("eval.n_examples", cfg.eval.n_examples >= 0, ">= 0", cfg.eval.n_examples)
     check_rule("tracking.experiment", bool(cfg.tracking.experiment), "a name",
                cfg.tracking.experiment)
+    check_tracking(cfg.tracking)
     return cfg

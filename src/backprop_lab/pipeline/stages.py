@@ -190,6 +190,40 @@ def evaluate(net: Model, prepared: Prepared, target_names: list[str]) -> Evaluat
     return Evaluation(metrics, predictions)
 
 
+@dataclass
+class Setup:
+    """Stages 1-3 done: the data, its scaled split, the untrained network and the stream that
+    will shuffle its batches. A tracked job keeps it so that an interrupted run can still save
+    the weights trained so far."""
+
+    dataset: Dataset
+    prepared: Prepared
+    network: Model
+    train_rng: np.random.Generator
+
+
+def set_up(cfg: Config, ds: Dataset) -> Setup:
+    """Split `ds` with the config's split stream, then normalize and build (stages 2-3)."""
+    split_rng, init_rng, train_rng = streams(cfg.seed)
+    split = splits.split(ds, cfg.data.val_fraction, cfg.data.test_fraction, split_rng)
+    return prepare(cfg, ds, split, init_rng, train_rng)
+
+
+def prepare(cfg: Config, ds: Dataset, split: splits.Split, init_rng: np.random.Generator,
+            train_rng: np.random.Generator) -> Setup:
+    """Stages 2-3 on a given split."""
+    prepared = normalize(split, cfg.normalize)
+    network = build(cfg.model, ds.X.shape[1], ds.y.shape[1], init_rng)
+    return Setup(ds, prepared, network, train_rng)
+
+
+def complete(cfg: Config, setup: Setup, callbacks: Sequence[EpochCallback] = ()) -> Result:
+    """Stages 4-5: train the set-up network in place, then evaluate it."""
+    histories = fit(setup.network, setup.prepared, cfg.train, setup.train_rng, callbacks)
+    evaluation = evaluate(setup.network, setup.prepared, setup.dataset.target_names)
+    return Result(setup.dataset, setup.prepared, setup.network, histories, evaluation)
+
+
 def run(
     cfg: Config,
     callbacks: Sequence[EpochCallback] = (),
@@ -197,9 +231,7 @@ def run(
 ) -> Result:
     """All five stages on one train/val/test split."""
     ds = dataset if dataset is not None else load(cfg.data)
-    split_rng, init_rng, train_rng = streams(cfg.seed)
-    split = splits.split(ds, cfg.data.val_fraction, cfg.data.test_fraction, split_rng)
-    return train_and_evaluate(cfg, ds, split, init_rng, train_rng, callbacks)
+    return complete(cfg, set_up(cfg, ds), callbacks)
 
 
 def train_and_evaluate(
@@ -211,7 +243,4 @@ def train_and_evaluate(
     callbacks: Sequence[EpochCallback] = (),
 ) -> Result:
     """Stages 2-5 on a given split."""
-    prepared = normalize(split, cfg.normalize)
-    net = build(cfg.model, ds.X.shape[1], ds.y.shape[1], init_rng)
-    histories = fit(net, prepared, cfg.train, train_rng, callbacks)
-    return Result(ds, prepared, net, histories, evaluate(net, prepared, ds.target_names))
+    return complete(cfg, prepare(cfg, ds, split, init_rng, train_rng), callbacks)

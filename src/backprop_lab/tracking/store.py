@@ -6,6 +6,7 @@ through an epoch callback (`MetricBuffer`). The served model is in `served_model
 from __future__ import annotations
 
 import os
+import sqlite3
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import mlflow
+from filelock import FileLock, Timeout
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 
@@ -65,14 +67,73 @@ class Store:
     client: MlflowClient = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        if is_local(self.uri):
-            local_root(self.uri).mkdir(parents=True, exist_ok=True)
-        elif self.uri.startswith(("http://", "https://")):
+        if self.uri.startswith(("http://", "https://")):
             check_server(self.uri)
+        self.client = open_client(self.uri)
         mlflow.set_tracking_uri(self.uri)
-        self.client = MlflowClient(self.uri)
         if not self.experiment_id:
             self.experiment_id = ensure_experiment(self.client, self.uri, self.experiment)
+
+
+def sqlite_file(uri: str) -> Path | None:
+    """The database file of a `sqlite:///` URI (None for any other store)."""
+    return Path(uri[len("sqlite:///"):]) if uri.startswith("sqlite:///") else None
+
+
+def open_client(uri: str, lock_timeout: float = 600.0) -> MlflowClient:
+    """A client of the store at `uri`, the store created or migrated first if need be.
+
+    MLflow creates and migrates a sqlite store when a client first opens it, and processes that
+    do so at once corrupt it (`table _alembic_tmp_metrics already exists`). Here that happens
+    under an inter-process lock beside the database file, so any number of processes may start
+    together on a new store; the check for a store an interrupted migration damaged runs under
+    the same lock, before MLflow touches it."""
+    if is_local(uri):
+        root = local_root(uri)
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise TrackingUnavailable(f"tracking.uri: cannot create the store folder {root}: "
+                                      f"{err.strerror or err}") from err
+    db = sqlite_file(uri)
+    if db is None:
+        return MlflowClient(uri)
+    for path in (db.parent, db) if db.exists() else (db.parent,):
+        if not os.access(path, os.W_OK):
+            raise TrackingUnavailable(f"tracking.uri: the MLflow store {path} is not writable")
+    try:
+        with FileLock(f"{db}.lock", timeout=lock_timeout):
+            check_sqlite_store(db)
+            client = MlflowClient(uri)
+            client.search_experiments(max_results=1)  # opens (and migrates) the store
+    except Timeout as err:
+        raise TrackingUnavailable(f"tracking.uri: waited {lock_timeout:.0f} s for the lock "
+                                  f"{db}.lock held by another process creating the store") from err
+    except (TrackingUnavailable, KeyboardInterrupt):
+        raise
+    except Exception as err:
+        raise TrackingUnavailable(f"tracking.uri: cannot open the MLflow store {db}: "
+                                  f"{type(err).__name__}: {str(err).splitlines()[0]}") from err
+    return client
+
+
+def check_sqlite_store(db: Path) -> None:
+    """Refuse a file that is not an SQLite database, or a store holding the `_alembic_tmp_*`
+    tables a migration leaves when it is interrupted (every later run would fail on them)."""
+    if not db.exists():
+        return
+    try:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as con:
+            tables = [row[0] for row in con.execute("SELECT name FROM sqlite_master")]
+        names = [name for name in tables if name.startswith("_alembic_tmp_")]
+    except sqlite3.DatabaseError as err:
+        raise TrackingUnavailable(f"tracking.uri: {db} is not a readable SQLite database "
+                                  f"({err}); move it away to start a new store") from err
+    if names:
+        raise TrackingUnavailable(
+            f"tracking.uri: the MLflow store {db} was damaged by an interrupted migration (left "
+            f"tables {', '.join(names)}); repair it as docs/reliability.md says (drop those "
+            f"tables, then `mlflow db upgrade sqlite:///{db}`), or move it away to start anew")
 
 
 def check_server(uri: str, timeout: float = 10.0) -> None:

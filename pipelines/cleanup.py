@@ -1,0 +1,31 @@
+"""Mark the runs whose process died without ending them: python -m pipelines.cleanup
+
+A RUNNING run whose heartbeat is older than `tracking.stale_after` seconds (default 300) is
+ended FAILED with tags `stale=true` and `stale_reason` (see `backprop_lab.tracking.liveness`).
+Keys: tracking.uri, tracking.experiment (default: every experiment), tracking.stale_after.
+Training runs and sweeps do the same in their own experiment whenever they start.
+"""
+
+from __future__ import annotations
+
+import hydra
+from omegaconf import DictConfig
+
+from backprop_lab.experiments.cleanup import cleanup
+from backprop_lab.pipeline.compose import to_command
+from backprop_lab.pipeline.config import CleanupCommand
+from pipelines.cli import run_command, task
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="cleanup")
+@task()
+def main(cfg: DictConfig) -> None:
+    cleanup(to_command(cfg, CleanupCommand))
+
+
+def cli() -> None:
+    run_command(main)
+
+
+if __name__ == "__main__":
+    cli()
