@@ -107,7 +107,7 @@ def test_interrupted_run_is_killed(store_uri: str, compose_config, monkeypatch) 
     def interrupt(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(stages, "run", interrupt)
+    monkeypatch.setattr(stages, "complete", interrupt)
     with pytest.raises(KeyboardInterrupt):
         train_job(compose_config([f"tracking.uri={store_uri}", "tracking.log_model=false"]))
     _, run = only_run(store_uri)

@@ -117,7 +117,7 @@ def test_a_diverged_member_ends_the_fit(compose_config) -> None:
 def test_init_from_must_hold_as_many_networks(config, tmp_path: Path) -> None:
     path = save_network(nets(1, [13, 8, 1])[0], tmp_path / "one.npz")
     model: ModelConfig = config.model
-    model.init_from = str(path)
+    model.init_from, model.activation = str(path), "tanh"
     with pytest.raises(ValueError, match="holds 1 network.*model.ensemble asks for 3"):
         stages.build(model, 13, 1, np.random.default_rng(0))
 

@@ -80,14 +80,16 @@ def _make(
 
 def _read(path: Path, skiprows: int) -> pd.DataFrame:
     """read_csv keeping blank lines as rows, so row i sits on file line skiprows + i + 2."""
-    if not path.is_file():
-        raise DataError(f"data file not found: {path}")
+    _check_file(path)
     try:
         df = pd.read_csv(path, skiprows=skiprows, skip_blank_lines=False)
     except pd.errors.EmptyDataError:
         raise DataError(f"{path}: empty file (nothing after skipping {skiprows} lines)") from None
     except (pd.errors.ParserError, UnicodeDecodeError) as exc:
         raise DataError(f"{path}: cannot parse as CSV: {exc}") from exc
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read: {exc.strerror or exc}") from exc
+    _check_header(path, skiprows)
     empty = df.isna().all(axis=1).to_numpy()
     n = len(df)
     while n and empty[n - 1]:  # trailing blank lines are not data
@@ -98,8 +100,39 @@ def _read(path: Path, skiprows: int) -> pd.DataFrame:
     return df
 
 
+def _check_file(path: Path) -> None:
+    if path.is_dir():
+        raise DataError(f"{path} is a directory, not a data file")
+    if not path.is_file():
+        raise DataError(f"data file not found: {path}")
+
+
+def _check_header(path: Path, skiprows: int) -> None:
+    """Refuse repeated column names: pandas would rename a second `y` to `y.1` and train with it
+    as a feature, a silent copy of the target when the name is the target's."""
+    header = pd.read_csv(path, skiprows=skiprows, header=None, nrows=1, dtype=str).iloc[0]
+    names = [str(n) for n in header.tolist()]
+    seen: dict[str, list[int]] = {}
+    for position, name in enumerate(names, start=1):
+        seen.setdefault(name, []).append(position)
+    repeated = {name: at for name, at in seen.items() if len(at) > 1}
+    if repeated:
+        where = "; ".join(f"{name!r} at columns {', '.join(map(str, at))}"
+                          for name, at in repeated.items())
+        raise DataError(f"{path}: repeated column names ({where}): every column needs its own "
+                        "name")
+
+
+def _raw_cell(path: Path, skiprows: int, row: int, column: str) -> str:
+    """The cell as written in the file (pandas would show 1e400 as inf)."""
+    raw = pd.read_csv(path, skiprows=skiprows, skip_blank_lines=False, dtype=str,
+                      keep_default_na=False)
+    return str(raw[column].iloc[row])
+
+
 def _numeric(df: pd.DataFrame, columns: list[str], path: Path, skiprows: int) -> np.ndarray:
-    """Columns as float64; raise on the first (row-major) missing/non-numeric/infinite cell."""
+    """Columns as float64; raise on the first (row-major) missing/non-numeric/infinite cell,
+    quoting it as the file writes it."""
     conv = {c: pd.to_numeric(df[c], errors="coerce").astype(np.float64).to_numpy() for c in columns}
     bad = np.column_stack([~np.isfinite(conv[c]) for c in columns])
     if bad.any():
@@ -109,9 +142,9 @@ def _numeric(df: pd.DataFrame, columns: list[str], path: Path, skiprows: int) ->
         if pd.isna(raw):
             what = "missing value (empty cell or NA)"
         elif np.isinf(conv[name][row]):
-            what = f"non-finite value {raw!r}"
+            what = f"non-finite value {_raw_cell(path, skiprows, int(row), name)!r}"
         else:
-            what = f"non-numeric value {raw!r}"
+            what = f"non-numeric value {_raw_cell(path, skiprows, int(row), name)!r}"
         line = skiprows + int(row) + 2
         raise DataError(f"{path}: column {name!r}, line {line} (data row {row + 1}): {what}")
     return np.column_stack([conv[c] for c in columns])
@@ -154,8 +187,7 @@ def load_csv(
 def load_boston(path: str | Path, drop_b: bool = False) -> Dataset:
     """Boston house prices, target MEDV; the counts line ("506,13") is checked against the data."""
     p = Path(path)
-    if not p.is_file():
-        raise DataError(f"data file not found: {p}")
+    _check_file(p)
     try:
         with p.open(encoding="utf-8") as fh:
             first = fh.readline().split(",")

@@ -103,13 +103,22 @@ def run_job(cfg: DictConfig, overrides: list[str], hydra_dir: Path | None,
             return tracked_pipeline(cfg, config, run, hydra_dir, ds, git["diff"])
     except KeyboardInterrupt as err:
         how = err.signal_name if isinstance(err, Interrupted) else "SIGINT"
-        run.set_tags({"interrupted": "true", "stop_reason": f"interrupted by {how}"})
-        run.end("KILLED")
+        end_run(run, "KILLED", {"interrupted": "true", "stop_reason": f"interrupted by {how}"})
         raise
     except Exception as err:
-        run.set_tags({"error": f"{type(err).__name__}: {err}"})
-        run.end("FAILED")
+        end_run(run, "FAILED", {"error": f"{type(err).__name__}: {err}"})
         raise
+
+
+def end_run(run: Run, status: str, tags: dict[str, str]) -> None:
+    """End a run that failed, as well as the store allows: when the store itself is what failed
+    (a server gone), the error that stopped the run is the one to report, and the run is left
+    for `tracking.liveness.mark_stale` to end."""
+    try:
+        run.set_tags(tags)
+        run.end(status)
+    except Exception as err:
+        log.warning("run %s could not be marked %s: %s", run.run_id, status, err)
 
 
 def reused(store: Store, run: Any, sweep: dict[str, Any], overrides: list[str]) -> JobOutcome:

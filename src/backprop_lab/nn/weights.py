@@ -117,7 +117,31 @@ def model_from_arrays(arrays: Mapping[str, np.ndarray], source: str = "weights")
         raise WeightsError(f"{source}: {err}") from err
 
 
-def load_network(path: str | Path) -> Model:
-    """Read a network or an ensemble saved by `save_network`."""
-    return model_from_arrays(load_arrays(path), str(path))
+def load_network(path: str | Path, activation: str | None = None,
+                 output_activation: str | None = None, dtype: str | None = None) -> Model:
+    """Read a network or an ensemble saved by `save_network`.
+
+    Given the activations and dtype a config asks for, the config is the source of truth: a
+    bare file (W0, b0, W1, b1, ... only, e.g. written by another tool) takes them, cast to
+    `dtype`; a file that records other values is refused, naming both."""
+    arrays = load_arrays(path)
+    wanted = {"activation": activation, "output_activation": output_activation, "dtype": dtype}
+    for key, want in wanted.items():
+        if want is None:
+            continue
+        if key in arrays and str(arrays[key]) != want:
+            raise WeightsError(f"model.init_from: {path} was saved with {key} "
+                               f"{str(arrays[key])!r}, the config says model.{key}={want}: "
+                               f"set model.{key}={arrays[key]} or use another file")
+        if key not in arrays:
+            arrays[key] = np.array(want)
+            if key == "dtype":
+                arrays = {k: v.astype(want) if _is_parameter(k) else v for k, v in arrays.items()}
+    return model_from_arrays(arrays, str(path))
+
+
+def _is_parameter(key: str) -> bool:
+    """W{l} and b{l}, plain or under an ensemble member's `m{k}.` prefix."""
+    name = key.rsplit(".", 1)[-1]
+    return name[:1] in ("W", "b") and name[1:].isdigit()
 

@@ -82,17 +82,30 @@ def load(cfg: DataConfig) -> Dataset:
 
 
 def check_fits(cfg: Config, ds: Dataset) -> None:
-    """Refuse, before anything runs or is logged, a config the dataset cannot satisfy: more
-    folds than rows, a split that leaves no training row, a `model.init_from` file that does
-    not fit the data's columns or the config's network."""
-    n = ds.n_samples
-    if cfg.eval.cv_folds > n:
-        raise DataError(f"eval.cv_folds: {cfg.eval.cv_folds} folds need at least as many rows; "
-                        f"{ds.source} has {n}")
-    n_test, n_val = round(n * cfg.data.test_fraction), round(n * cfg.data.val_fraction)
-    if cfg.eval.cv_folds < 2 and n - n_test - n_val < 1:
-        raise DataError(f"{ds.source}: no training rows left ({n} rows, {n_val} val, "
-                        f"{n_test} test): lower data.val_fraction or data.test_fraction")
+    """Refuse, before anything runs or is logged, a config the dataset cannot satisfy: a
+    constant target (R² undefined, nothing to learn), a split or folds too small to train and
+    score on, a `model.init_from` file that does not fit the data or the config's network."""
+    constant = [name for name, col in zip(ds.target_names, ds.y.T) if np.ptp(col) == 0]
+    if constant:
+        raise DataError(f"{ds.source}: target column(s) {constant} are constant "
+                        f"({ds.y[0, ds.target_names.index(constant[0])]:g}): nothing to learn, "
+                        "and R² is undefined")
+    n, folds = ds.n_samples, cfg.eval.cv_folds
+    if folds >= 2:
+        if n < 2 * folds:
+            raise DataError(f"eval.cv_folds: {folds} folds need at least {2 * folds} rows "
+                            f"(2 test rows per fold, for R²); {ds.source} has {n}")
+    else:
+        parts = {"test": (cfg.data.test_fraction, 2), "val": (cfg.data.val_fraction, 1)}
+        n_test, n_val = (round(n * cfg.data.test_fraction), round(n * cfg.data.val_fraction))
+        for (part, (fraction, least)), rows in zip(parts.items(), (n_test, n_val)):
+            if fraction > 0 and rows < least:
+                raise DataError(f"data.{part}_fraction: {fraction:g} of {n} rows gives {rows} "
+                                f"{part} row(s), {least} needed; use more data, a larger "
+                                f"fraction or 0 (no {part} split)")
+        if n - n_test - n_val < 1:
+            raise DataError(f"{ds.source}: no training rows left ({n} rows, {n_val} val, "
+                            f"{n_test} test): lower data.val_fraction or data.test_fraction")
     if cfg.model.init_from:
         build(cfg.model, ds.X.shape[1], ds.y.shape[1], np.random.default_rng(0))
 
@@ -109,13 +122,13 @@ def build(cfg: ModelConfig, n_inputs: int, n_outputs: int, rng: np.random.Genera
     `model.init_from`."""
     sizes = [n_inputs, *hidden_layers(cfg), n_outputs]
     if cfg.init_from:
-        model = load_network(Path(cfg.init_from))
+        model = load_network(Path(cfg.init_from), cfg.activation, cfg.output_activation, cfg.dtype)
         if model.sizes != sizes:
             raise WeightsError(f"model.init_from: {cfg.init_from} has layer sizes {model.sizes}, "
-                             f"the config asks for {sizes}")
+                               f"the config asks for {sizes}")
         if len(members(model)) != cfg.ensemble:
             raise WeightsError(f"model.init_from: {cfg.init_from} holds {len(members(model))} "
-                             f"network(s), model.ensemble asks for {cfg.ensemble}")
+                               f"network(s), model.ensemble asks for {cfg.ensemble}")
         return model
     nets = [Network.create(sizes, r, cfg.activation, cfg.output_activation, cfg.init, cfg.dtype)
             for r in member_rngs(rng, cfg.ensemble)]
