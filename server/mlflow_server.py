@@ -13,14 +13,20 @@ only from the environment, never from files in the repository:
                               granted on every experiment
   BACKPROP_LAB_DB_URL         the same as --db-url; BACKPROP_LAB_AUTH_DB_URL for the user store
                               (default: the same database; MLflow keeps its tables apart)
-The basic-auth ini and the database password are written to a private runtime folder outside the
-repository. Basic auth sends passwords in clear text: beyond localhost, put TLS in front.
+The server runs `server/auth_app.py` (MLflow's basic-auth app, plus: only the admin and users with
+EDIT or MANAGE on every experiment create experiments). The basic-auth ini and the database
+password are written to a private runtime folder outside the repository. Basic auth sends
+passwords in clear text: beyond localhost, put TLS in front.
+It refuses a port something already listens on, and prints READY only once the server answering
+there is the one it started (logins on: 401 without credentials, and this start's id). If that
+server (or the PostgreSQL started here) dies, it stops the rest and exits 1 with an `error:` line.
 Ctrl-C (or SIGTERM to this process) stops the server and the PostgreSQL it started.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import os
 import secrets
@@ -36,12 +42,34 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 PERMISSIONS = ("READ", "EDIT", "MANAGE")
+APP_NAME = "backprop-lab-auth"  # `mlflow server --app-name`: server/auth_app.py's create_app
+ID_HEADER = "X-Backprop-Lab-Server"  # set by auth_app on every answer: this start's id
 
 
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def check_port_free(host: str, port: int) -> None:
+    """Refuse to start where something already listens (`make ui` also takes port 5000): the
+    users would be created on, and runs sent to, that other server."""
+    try:
+        addresses = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError as err:
+        raise SystemExit(f"error: --host {host}: {err}") from err
+    for family, kind, proto, _, address in addresses:
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does
+            try:
+                probe.bind(address)
+            except OSError as err:
+                if err.errno == errno.EADDRINUSE:
+                    raise SystemExit(
+                        f"error: port {port} on {host} is already in use (another server; `make "
+                        f"ui` also listens on 5000): stop it or pass --port") from err
+                raise SystemExit(f"error: cannot listen on {host}:{port}: {err}") from err
 
 
 def pg_bin(name: str) -> str:
@@ -103,6 +131,13 @@ class LocalPostgres:
     def pid(self) -> int:
         return int((self.data / "postmaster.pid").read_text().split()[0])
 
+    def alive(self) -> bool:
+        try:
+            os.kill(self.pid(), 0)
+        except (OSError, ValueError, IndexError):
+            return False
+        return True
+
     def stop(self) -> None:
         subprocess.run(as_db_owner([pg_bin("pg_ctl"), "-D", str(self.data), "-m", "fast",
                                     "-w", "stop"]), stdout=subprocess.DEVNULL, check=False)
@@ -135,6 +170,17 @@ def write_auth_config(folder: Path, auth_db_url: str, admin: str) -> Path:
     return path
 
 
+def register_app(folder: Path) -> Path:
+    """A folder to put on the server's PYTHONPATH: server/auth_app.py's create_app as the
+    `mlflow.app` entry point APP_NAME, declared the way an installed package declares it."""
+    info = folder / "site" / "backprop_lab_server-0.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: backprop-lab-server\n"
+                                   "Version: 0\n")
+    (info / "entry_points.txt").write_text(f"[mlflow.app]\n{APP_NAME} = auth_app:create_app\n")
+    return info.parent
+
+
 def wait_healthy(url: str, process: subprocess.Popen[bytes], timeout: float = 90.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -147,6 +193,29 @@ def wait_healthy(url: str, process: subprocess.Popen[bytes], timeout: float = 90
         except OSError:
             time.sleep(0.5)
     raise SystemExit(f"error: mlflow server at {url} not healthy after {timeout:.0f} s")
+
+
+def check_ours(url: str, process: subprocess.Popen[bytes], server_id: str) -> None:
+    """The server answering at `url` is the one started here, with logins: an API request
+    without credentials gets 401 (a server without logins answers 200) carrying this start's id,
+    and our process still runs."""
+    import urllib.error
+
+    request = urllib.request.Request(f"{url}/api/2.0/mlflow/experiments/search?max_results=1")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            status, answered_id = int(answer.status), answer.headers.get(ID_HEADER)
+    except urllib.error.HTTPError as err:
+        status, answered_id = int(err.code), err.headers.get(ID_HEADER)
+    except OSError as err:
+        raise SystemExit(f"error: {url} stopped answering after its health check: {err}") from err
+    if process.poll() is not None:
+        raise SystemExit(f"error: mlflow server exited with {process.returncode}; something else "
+                         f"answers at {url}")
+    if status != 401 or answered_id != server_id:
+        raise SystemExit(f"error: the server answering at {url} is not the one started here (a "
+                         f"request without credentials got {status}, not 401 from "
+                         "server/auth_app.py): is something else listening on that port?")
 
 
 def api(url: str, endpoint: str, body: dict[str, str], user: str, password: str) -> int:
@@ -200,6 +269,7 @@ def main() -> None:
         raise SystemExit("error: set MLFLOW_AUTH_ADMIN_PASSWORD to the admin's password "
                          "(MLflow requires 12 characters or more)")
     users = parse_users(os.environ.get("BACKPROP_LAB_USERS", ""))
+    check_port_free(args.host, args.port)
     runtime = Path(tempfile.mkdtemp(prefix="backprop-lab-server-"))
     runtime.chmod(0o711)  # postgres (when root) may pass through to its own folder
     postgres = None
@@ -221,7 +291,11 @@ def main() -> None:
             db_url = args.db_url
             auth_db_url = os.environ.get("BACKPROP_LAB_AUTH_DB_URL", db_url)
         args.artifacts.mkdir(parents=True, exist_ok=True)
+        server_id = secrets.token_hex(8)
+        python_path = [str(register_app(runtime)), str(ROOT / "server"),
+                       *filter(None, [os.environ.get("PYTHONPATH")])]
         env = {**os.environ, "MLFLOW_BACKEND_STORE_URI": db_url,
+               "PYTHONPATH": os.pathsep.join(python_path), "BACKPROP_LAB_SERVER_ID": server_id,
                "MLFLOW_AUTH_CONFIG_PATH": str(write_auth_config(runtime, auth_db_url, admin)),
                "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", "MLFLOW_DISABLE_TELEMETRY": "true",
                # signs the UI's CSRF tokens; the same for every worker
@@ -229,28 +303,48 @@ def main() -> None:
                or secrets.token_hex(32)}
         url = f"http://{args.host}:{args.port}"
         server = subprocess.Popen(
-            [sys.executable, "-m", "mlflow", "server", "--app-name", "basic-auth",
+            [sys.executable, "-m", "mlflow", "server", "--app-name", APP_NAME,
              "--host", args.host, "--port", str(args.port), "--workers", str(args.workers),
              "--artifacts-destination", str(args.artifacts.resolve()), *passed_on],
             env=env, cwd=runtime, start_new_session=True)
         wait_healthy(url, server)
+        check_ours(url, server, server_id)
         create_users(url, admin, admin_password, users)
         report(url, server.pid, postgres, args, db_url)
-        server.wait()
+        watch(server, postgres)
     finally:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         stop(server, postgres, runtime)
 
 
+def watch(server: subprocess.Popen[bytes], postgres: LocalPostgres | None) -> None:
+    """Until a signal: an error (exit 1, the rest then stopped) when the server or the PostgreSQL
+    started here is gone."""
+    while True:
+        try:
+            code = server.wait(1)
+        except subprocess.TimeoutExpired:
+            if postgres is not None and not postgres.alive():
+                raise SystemExit(f"error: the PostgreSQL on 127.0.0.1:{postgres.port} has "
+                                 "stopped; stopping the server") from None
+            continue
+        raise SystemExit(f"error: mlflow server (pid {server.pid}) exited with {code}; "
+                         "stopping the rest")
+
+
 def stop(server: subprocess.Popen[bytes] | None, postgres: LocalPostgres | None,
          runtime: Path) -> None:
-    """The server's process group, then PostgreSQL, then the runtime folder."""
-    if server is not None and server.poll() is None:
+    """The server's process group (its workers too, should its leader be gone), then PostgreSQL,
+    then the runtime folder."""
+    if server is not None:
         try:
             os.killpg(server.pid, signal.SIGTERM)
-            server.wait(20)
-        except subprocess.TimeoutExpired:
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline:
+                server.poll()
+                os.killpg(server.pid, 0)  # ProcessLookupError once the whole group is gone
+                time.sleep(0.2)
             os.killpg(server.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass

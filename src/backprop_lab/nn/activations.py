@@ -13,7 +13,6 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
-from scipy.special import expit
 
 Array = np.ndarray
 LEAKY_SLOPE = 0.01
@@ -33,6 +32,8 @@ def leaky_relu(z: Array) -> Array:
 
 
 def sigmoid(z: Array) -> Array:
+    from scipy.special import expit  # here: importing scipy.special costs a run ~0.3 s
+
     return expit(z, out=z)
 
 
