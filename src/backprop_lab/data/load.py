@@ -194,6 +194,8 @@ def load_boston(path: str | Path, drop_b: bool = False) -> Dataset:
         n_rows, n_feat = int(first[0]), int(first[1])
     except (ValueError, IndexError):  # UnicodeDecodeError is a ValueError
         raise DataError(f"{p}: line 1 should hold the counts 'n_samples,n_features'") from None
+    except OSError as exc:
+        raise DataError(f"{p}: cannot read: {exc.strerror or exc}") from exc
     ds = load_csv(p, target="MEDV", drop=["B"] if drop_b else None, skiprows=1)
     if ds.X.shape != (n_rows, n_feat - int(drop_b)):
         raise DataError(
