@@ -109,8 +109,8 @@ def run_command(hydra_main: Callable[[], Any]) -> None:
         hydra_main()
         if _failed:
             raise _failed.pop()
-    except BackpropLabError as err:
-        fail(one_line(err), err.exit_status)
+    except BackpropLabError as err:  # its message is whole: no causes appended
+        fail(" ".join(str(err).split()), err.exit_status)
     except (HydraException, OmegaConfBaseException) as err:
         fail(one_line(err), 2)
     except KeyboardInterrupt as err:

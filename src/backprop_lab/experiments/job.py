@@ -23,7 +23,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from backprop_lab.data.load import Dataset
-from backprop_lab.errors import Interrupted
+from backprop_lab.errors import BackpropLabError, Interrupted
 from backprop_lab.experiments import reproduce
 from backprop_lab.experiments.artifacts import write_artifacts, write_model, write_provenance
 from backprop_lab.experiments.report import print_cv_report, print_report, print_run_line
@@ -107,6 +107,8 @@ def run_job(cfg: DictConfig, overrides: list[str], hydra_dir: Path | None,
         raise
     except Exception as err:
         end_run(run, "FAILED", {"error": f"{type(err).__name__}: {err}"})
+        if run.unrecorded and not isinstance(err, BackpropLabError):
+            raise run.lost(err) from err  # the store went away: say what it never got
         raise
 
 

@@ -199,6 +199,7 @@ class Run:
     def __init__(self, store: Store, run_id: str):
         self.store, self.run_id, self.client = store, run_id, store.client
         self.seconds_in_mlflow = 0.0
+        self.unrecorded: list[str] = []  # what failed to reach the store, for the error
 
     @classmethod
     def start(
@@ -211,20 +212,38 @@ class Run:
         run.seconds_in_mlflow += time.perf_counter() - t
         return run
 
-    def _timed(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+    def _timed(self, fn: Any, *args: Any, what: str = "", **kwargs: Any) -> Any:
+        """Call the store, timing it; on failure remember `what` was not recorded. MLflow
+        itself retries a request to a server a bounded number of times first
+        (MLFLOW_HTTP_REQUEST_MAX_RETRIES, 3 for the commands: about 15 s)."""
         t = time.perf_counter()
         try:
             return fn(*args, **kwargs)
+        except Exception:
+            self.unrecorded.append(what or getattr(fn, "__name__", "a write"))
+            raise
         finally:
             self.seconds_in_mlflow += time.perf_counter() - t
 
+    def lost(self, err: BaseException) -> TrackingUnavailable:
+        """The error to report when the store stopped answering during this run: the URL, the
+        cause, and what it never received."""
+        cause = " ".join(str(err).split())[:200]
+        lost = "; ".join(dict.fromkeys(self.unrecorded)) or "nothing"
+        return TrackingUnavailable(
+            f"the MLflow store {self.store.uri} stopped answering during run {self.run_id} "
+            f"({type(err).__name__}: {cause}); not recorded: {lost}. The run stays RUNNING "
+            "until a later run or `python -m pipelines.cleanup` marks it stale")
+
     def log_params(self, params: Mapping[str, str]) -> None:
         for part in chunks([Param(k, str(v)) for k, v in sorted(params.items())]):
-            self._timed(self.client.log_batch, self.run_id, params=part)
+            self._timed(self.client.log_batch, self.run_id, params=part,
+                        what=f"{len(part)} params")
 
     def set_tags(self, tags: Mapping[str, Any]) -> None:
         for part in chunks([RunTag(k, str(v)[:5000]) for k, v in sorted(tags.items())]):
-            self._timed(self.client.log_batch, self.run_id, tags=part)
+            self._timed(self.client.log_batch, self.run_id, tags=part,
+                        what="tags: " + ", ".join(t.key for t in part))
 
     def log_metrics(self, metrics: Mapping[str, float], step: int = 0) -> None:
         now = int(time.time() * 1000)
@@ -233,14 +252,18 @@ class Run:
 
     def log_metric_objects(self, metrics: list[Metric]) -> None:
         for part in chunks(metrics, 1000):
-            self._timed(self.client.log_batch, self.run_id, metrics=part)
+            steps = sorted({m.step for m in part})
+            span = f"steps {steps[0]}-{steps[-1]}" if len(steps) > 1 else f"step {steps[0]}"
+            self._timed(self.client.log_batch, self.run_id, metrics=part,
+                        what=f"{len(part)} metric points ({span})")
 
     def log_artifacts(self, folder: Path, artifact_path: str | None = None) -> None:
-        self._timed(self.client.log_artifacts, self.run_id, str(folder), artifact_path)
+        self._timed(self.client.log_artifacts, self.run_id, str(folder), artifact_path,
+                    what="artifacts: " + ", ".join(sorted(p.name for p in folder.iterdir())))
 
     def end(self, status: str) -> None:
         """FINISHED, FAILED or KILLED: the run's status tells the truth about how it ended."""
-        self._timed(self.client.set_terminated, self.run_id, status)
+        self._timed(self.client.set_terminated, self.run_id, status, what=f"the status {status}")
 
 
 class MetricBuffer:
