@@ -26,6 +26,7 @@ Ctrl-C (or SIGTERM to this process) stops the server and the PostgreSQL it start
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
 import json
 import os
@@ -132,11 +133,17 @@ class LocalPostgres:
         return int((self.data / "postmaster.pid").read_text().split()[0])
 
     def alive(self) -> bool:
+        """The postmaster runs (a zombie that init has not reaped yet does not count)."""
         try:
-            os.kill(self.pid(), 0)
+            pid = self.pid()
+            os.kill(pid, 0)
         except (OSError, ValueError, IndexError):
             return False
-        return True
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            return True  # no /proc to ask
+        return state not in ("Z", "X")
 
     def stop(self) -> None:
         subprocess.run(as_db_owner([pg_bin("pg_ctl"), "-D", str(self.data), "-m", "fast",
@@ -265,9 +272,9 @@ def main() -> None:
     args, passed_on = parser.parse_known_args()  # the rest goes to `mlflow server`
     admin = os.environ.get("MLFLOW_AUTH_ADMIN_USERNAME", "admin")
     admin_password = os.environ.get("MLFLOW_AUTH_ADMIN_PASSWORD")
-    if not admin_password or len(admin_password) < 12:
+    if not admin_password or len(admin_password) < 12 or admin_password == "password1234":
         raise SystemExit("error: set MLFLOW_AUTH_ADMIN_PASSWORD to the admin's password "
-                         "(MLflow requires 12 characters or more)")
+                         "(MLflow requires 12 characters or more, and not its old default)")
     users = parse_users(os.environ.get("BACKPROP_LAB_USERS", ""))
     check_port_free(args.host, args.port)
     runtime = Path(tempfile.mkdtemp(prefix="backprop-lab-server-"))
@@ -329,8 +336,8 @@ def watch(server: subprocess.Popen[bytes], postgres: LocalPostgres | None) -> No
                 raise SystemExit(f"error: the PostgreSQL on 127.0.0.1:{postgres.port} has "
                                  "stopped; stopping the server") from None
             continue
-        raise SystemExit(f"error: mlflow server (pid {server.pid}) exited with {code}; "
-                         "stopping the rest")
+        how = f"was killed by {signal.Signals(-code).name}" if code < 0 else f"exited with {code}"
+        raise SystemExit(f"error: mlflow server (pid {server.pid}) {how}; stopping the rest")
 
 
 def stop(server: subprocess.Popen[bytes] | None, postgres: LocalPostgres | None,
@@ -340,15 +347,12 @@ def stop(server: subprocess.Popen[bytes] | None, postgres: LocalPostgres | None,
     if server is not None:
         try:
             os.killpg(server.pid, signal.SIGTERM)
-            deadline = time.monotonic() + 20
-            while time.monotonic() < deadline:
-                server.poll()
-                os.killpg(server.pid, 0)  # ProcessLookupError once the whole group is gone
-                time.sleep(0.2)
-            os.killpg(server.pid, signal.SIGKILL)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                server.wait(20)  # `mlflow server` waits for uvicorn, which waits for its workers
+            os.killpg(server.pid, signal.SIGKILL)  # what is left, as when the leader died first
         except ProcessLookupError:
             pass
-    if postgres is not None and (postgres.data / "postmaster.pid").is_file():
+    if postgres is not None and postgres.alive():
         postgres.stop()
     shutil.rmtree(runtime, ignore_errors=True)
 

@@ -1,12 +1,18 @@
-"""The shared tracking server (server/mlflow_server.py): a real PostgreSQL and `mlflow server
---app-name basic-auth`, both on loopback and started here. Runs with credentials land (a joblib
-sweep, and a sweep on a pre-started Ray cluster whose workers get the credentials only through
-the ray_cluster preset); a run without them, with a wrong password, or as a READ-only user fails
-with a message naming the URL and the cause; an unreachable server fails at once."""
+"""The shared tracking server (server/mlflow_server.py): a real PostgreSQL and `mlflow server`
+with MLflow's basic auth plus server/auth_app.py's rule (only the admin and EDIT/MANAGE users
+create), both on loopback and started here. Runs with credentials land (a joblib sweep, and a
+sweep on a pre-started Ray cluster whose workers get the credentials only through the
+ray_cluster preset); a run without them, with a wrong password, or as a READ-only user fails
+with a message naming the URL and the cause; a READ user creates no experiment by any route; an
+unreachable server fails at once. The script refuses a busy port and reports its server's death.
+
+Only test_read_user_cannot_create_the_default_experiment uses the `backprop-lab` experiment: the
+module's server is fresh for it."""
 
 from __future__ import annotations
 
 import contextlib
+import http.server
 import json
 import os
 import secrets
@@ -15,12 +21,14 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import requests
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
@@ -66,6 +74,56 @@ def credentials(server: Server, user: str, password: str | None = None) -> Itera
                 os.environ[key] = value
 
 
+def post(server: Server, endpoint: str, body: dict[str, str], user: str,
+         password: str | None = None) -> requests.Response:
+    return requests.post(f"{server.url}{endpoint}", json=body, timeout=30,
+                         auth=(user, password or server.passwords[user]))
+
+
+def script_env(passwords: dict[str, str], users: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_TRACKING_")}
+    env.update(MLFLOW_AUTH_ADMIN_PASSWORD=passwords["admin"], BACKPROP_LAB_USERS=users)
+    return env
+
+
+@dataclass
+class Started:
+    process: subprocess.Popen[bytes]
+    log: Path
+    info: dict[str, int | str]
+
+
+@contextlib.contextmanager
+def start_script(folder: Path, env: dict[str, str], *args: str) -> Iterator[Started]:
+    """`server/mlflow_server.py ARGS` on a free port, until READY; stopped (SIGTERM, then
+    SIGKILL for whatever is left) at exit."""
+    log = folder / "server.log"
+    with log.open("w") as out:
+        process = subprocess.Popen(
+            [sys.executable, str(SCRIPT), "--port", str(free_port()),
+             "--artifacts", str(folder / "artifacts"), *args],
+            stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    started = Started(process, log, {})
+    try:
+        wait_for(lambda: "READY" in log.read_text() or process.poll() is not None, 120,
+                 "server/mlflow_server.py")
+        assert process.poll() is None, log.read_text()[-3000:]
+        line = next(x for x in log.read_text().splitlines() if x.startswith('{"url"'))
+        started.info.update(json.loads(line))
+        yield started
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)  # the script stops the server and PostgreSQL
+        try:
+            process.wait(60)
+        except subprocess.TimeoutExpired:
+            stop_group(process)
+            for key in ("server_pid", "postgres_pid"):
+                if started.info.get(key):
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(int(started.info[key]), signal.SIGKILL)
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """`server/mlflow_server.py` on a free port: its own throwaway PostgreSQL, users ann (EDIT)
@@ -74,34 +132,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         pytest.skip("PostgreSQL server binaries are absent (apt-get install postgresql)")
     folder = tmp_path_factory.mktemp("server")
     passwords = {name: secrets.token_urlsafe(16) for name in ("admin", "ann", "bob")}
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_TRACKING_")}
-    env.update(MLFLOW_AUTH_ADMIN_PASSWORD=passwords["admin"],
-               BACKPROP_LAB_USERS=f"ann:{passwords['ann']}:EDIT bob:{passwords['bob']}")
-    log = folder / "server.log"
-    with log.open("w") as out:
-        process = subprocess.Popen(
-            [sys.executable, str(SCRIPT), "--port", str(free_port()),
-             "--artifacts", str(folder / "artifacts")],
-            stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-    info: dict[str, int | str] = {}
-    try:
-        wait_for(lambda: "READY" in log.read_text() or process.poll() is not None, 120,
-                 "server/mlflow_server.py")
-        assert process.poll() is None, log.read_text()[-3000:]
-        line = next(x for x in log.read_text().splitlines() if x.startswith('{"url"'))
-        info = json.loads(line)
-        served = Server(str(info["url"]), folder / "artifacts", passwords)
-        yield served
-    finally:
-        process.send_signal(signal.SIGTERM)  # the script stops the server and PostgreSQL
-        try:
-            process.wait(60)
-        except subprocess.TimeoutExpired:
-            stop_group(process)
-            for key in ("server_pid", "postgres_pid"):
-                if info.get(key):
-                    with contextlib.suppress(ProcessLookupError):
-                        os.kill(int(info[key]), signal.SIGKILL)
+    env = script_env(passwords, f"ann:{passwords['ann']}:EDIT bob:{passwords['bob']}")
+    with start_script(folder, env) as started:
+        yield Server(str(started.info["url"]), folder / "artifacts", passwords)
 
 
 def test_unreachable_server_fails_at_once() -> None:
@@ -138,17 +171,145 @@ def test_wrong_password_is_refused(server: Server) -> None:
         tracking.Store(server.url, "backprop-lab")
 
 
+CREATE = "/mlflow/experiments/create"
+
+
 def test_read_only_user_cannot_write(server: Server) -> None:
+    """bob (READ) may read, but creates no experiment (REST, the UI's ajax route, the client),
+    model or demo data, and so writes no run anywhere; ann (EDIT) does all of it."""
     with credentials(server, "admin", server.passwords["admin"]):
         admin = MlflowClient(server.url)
         experiment_id = admin.create_experiment("read-only")
+    for prefix in ("/api/2.0", "/ajax-api/2.0"):
+        refused = post(server, prefix + CREATE, {"name": f"bob{prefix}"}, "bob")
+        assert refused.status_code == 403 and "may browse but not create" in refused.text
+    assert post(server, "/ajax-api/3.0/mlflow/demo/generate", {}, "bob").status_code == 403
     with credentials(server, "bob"):
+        bob = MlflowClient(server.url)
+        with pytest.raises(MlflowException, match="403"):
+            bob.create_experiment("bob-client")
+        with pytest.raises(MlflowException, match="403"):
+            bob.create_registered_model("bob-model")
         store = tracking.Store(server.url, "read-only")  # bob may read it
         assert store.experiment_id == experiment_id
         with pytest.raises(MlflowException, match="403"):
             tracking.Run.start(store, "bob-run", {})
     with credentials(server, "admin", server.passwords["admin"]):
         assert admin.search_runs([experiment_id]) == []
+        names = {e.name for e in admin.search_experiments()}
+        assert not {n for n in names if n.startswith("bob")}, names
+    for prefix in ("/api/2.0", "/ajax-api/2.0"):
+        assert post(server, prefix + CREATE, {"name": f"ann{prefix}"}, "ann").status_code == 200
+    with credentials(server, "ann"):
+        ann = MlflowClient(server.url)
+        ann.create_registered_model("ann-model")
+        store = tracking.Store(server.url, "ann-client")  # created by the client
+        run = tracking.Run.start(store, "ann-run", {})
+        run.end("FINISHED")
+        assert [r.info.status for r in ann.search_runs([store.experiment_id])] == ["FINISHED"]
+        tracking.Run.start(tracking.Store(server.url, "read-only"), "ann-run", {}).end("FINISHED")
+
+
+def test_the_rule_follows_grants_given_later(server: Server) -> None:
+    """The hook reads the grants from MLflow's auth store on each request: a user the admin adds
+    later is READ until granted EDIT on every experiment, then creates at once."""
+    password = secrets.token_urlsafe(16)
+    admin = ("admin", server.passwords["admin"])
+    body = {"username": "carol", "password": password}
+    assert post(server, "/api/2.0/mlflow/users/create", body, *admin).status_code == 200
+    assert post(server, "/api/2.0" + CREATE, {"name": "carol-1"}, "carol", password
+                ).status_code == 403
+    grant = {"username": "carol", "resource_type": "experiment", "resource_id": "*",
+             "permission": "EDIT"}
+    assert post(server, "/api/3.0/mlflow/users/permissions/grant", grant, *admin
+                ).status_code == 200
+    assert post(server, "/api/2.0" + CREATE, {"name": "carol-2"}, "carol", password
+                ).status_code == 200
+
+
+def test_read_user_cannot_create_the_default_experiment(server: Server, tmp_path: Path) -> None:
+    """On a fresh server the first run creates `backprop-lab`: not as bob (one `error:` line,
+    no traceback, nothing created), but as ann."""
+    args = ["tracking=server", f"tracking.uri={server.url}", "train.epochs=3",
+            "tracking.log_model=false"]
+    done = train(args, cwd=tmp_path, env=server.env("bob"))
+    assert done.returncode in (1, 2), done.stderr[-3000:]
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "403" in errors[0], done.stderr[-3000:]
+    assert "Traceback" not in done.stderr
+    with credentials(server, "admin", server.passwords["admin"]):
+        assert MlflowClient(server.url).get_experiment_by_name("backprop-lab") is None
+    done = train(args, cwd=tmp_path, env=server.env("ann"))
+    assert done.returncode == 0, done.stderr[-3000:]
+    with credentials(server, "ann"):
+        client = MlflowClient(server.url)
+        found = client.get_experiment_by_name("backprop-lab")
+        assert found is not None
+        assert [r.info.status for r in client.search_runs([found.experiment_id])] == ["FINISHED"]
+
+
+class Recorder(http.server.BaseHTTPRequestHandler):
+    """A server without logins: 200 to anything, every request remembered."""
+
+    seen: list[str] = []
+
+    def answer(self) -> None:
+        Recorder.seen.append(f"{self.command} {self.path}")
+        self.send_response(200)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"{}")
+
+    do_GET = do_POST = do_PATCH = answer
+
+    def log_message(self, *_: object) -> None:
+        pass
+
+
+def test_busy_port_is_refused(tmp_path: Path) -> None:
+    """Something already listens on the port (`make ui` also takes 5000): the script refuses at
+    once, naming the port, and sends nothing there (no users created on the other server)."""
+    other = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
+    port = other.server_address[1]
+    threading.Thread(target=other.serve_forever, daemon=True).start()
+    try:
+        passwords = {name: secrets.token_urlsafe(16) for name in ("admin", "ann")}
+        done = subprocess.run(
+            [sys.executable, str(SCRIPT), "--port", str(port), "--artifacts", str(tmp_path)],
+            env=script_env(passwords, f"ann:{passwords['ann']}:EDIT"), capture_output=True,
+            text=True, timeout=60)
+    finally:
+        other.shutdown()
+        other.server_close()
+    assert done.returncode != 0
+    assert done.stderr.startswith("error:") and f"port {port}" in done.stderr, done.stderr
+    assert "READY" not in done.stdout and Recorder.seen == []
+
+
+def test_server_death_is_reported(tmp_path: Path) -> None:
+    """The mlflow server dies (SIGKILL): the script stops its workers and PostgreSQL, and exits
+    non-zero with an `error:` line."""
+    if not postgres_installed():
+        pytest.skip("PostgreSQL server binaries are absent (apt-get install postgresql)")
+    passwords = {"admin": secrets.token_urlsafe(16)}
+    with start_script(tmp_path, script_env(passwords, ""), "--workers", "1") as started:
+        os.kill(int(started.info["server_pid"]), signal.SIGKILL)
+        code = started.process.wait(60)
+        output = started.log.read_text()
+        assert code != 0
+        assert "error: mlflow server" in output and "killed by SIGKILL" in output, output[-3000:]
+        with pytest.raises(requests.ConnectionError):
+            requests.get(f"{started.info['url']}/health", timeout=5)  # its workers are gone
+        assert gone(int(started.info["postgres_pid"]))
+
+
+def gone(pid: int) -> bool:
+    """No such process, or a zombie that init has not reaped yet."""
+    try:
+        os.kill(pid, 0)
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except (ProcessLookupError, FileNotFoundError):
+        return True
 
 
 def test_ray_cluster_sweep_gets_credentials_through_runtime_env(
