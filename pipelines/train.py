@@ -13,7 +13,7 @@ from pipelines.job import train_job
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
-@task(on_error=float("inf"))
+@task(on_error=float("nan"))
 def main(cfg: DictConfig) -> float:
     """Returns the validation MSE, which sweepers (Optuna) minimise."""
     return train_job(cfg).objective

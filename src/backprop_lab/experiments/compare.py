@@ -16,7 +16,7 @@ from typing import Any
 
 import pandas as pd
 
-from backprop_lab.experiments import sweeps
+from backprop_lab.experiments import sweep_stats, sweeps
 from backprop_lab.pipeline.config import CompareCommand
 from backprop_lab.plots import sweep_plots
 from backprop_lab.tracking.store import open_client, resolve_uri
@@ -53,26 +53,35 @@ def compare(cmd: CompareCommand) -> Path:
     table = sweeps.jobs_table(runs, swept, cmd.metric, parent.info.run_id)
     metric = sweeps.metric_for(list(table.columns), cmd.metric)
     summary = sweeps.summarize(runs, sweep_id, cmd.metric, parent.info.run_id)
+    failed = {r.info.run_id for r in runs if sweeps.job_status(r) != "FINISHED"}
+    assessment = sweep_stats.assess(client, runs, metric, failed)
+    table = assessment.columns(table)
+    edge = sweep_stats.frontier(table)
+    names = {r.info.run_id: str(r.info.run_name) for r in runs}
+    text = f"{summary.text()}\n{assessment.text(names)}"
+    if edge:
+        text += "\nfrontier: " + ", ".join(f"{k} {v:g}" for k, v in edge.items())
 
     out = output_folder(cmd.out, tags.get("sweep_dir"), sweep_id)
     out.mkdir(parents=True, exist_ok=True)
     table.to_csv(out / "jobs.csv", index=False)
-    (out / "jobs.md").write_text(f"# Sweep {sweep_id}\n\n{summary.text()}\n\n"
+    (out / "jobs.md").write_text(f"# Sweep {sweep_id}\n\n{text}\n\n"
                                  + sweeps.to_markdown(table))
     curves = {name: values for name, values in
               (learning_curve(client, run) for run in runs) if values}
     diverged = {str(r.info.run_name) for r in runs if sweeps.job_status(r) != "FINISHED"}
     if not table.empty:
         higher = sweeps.higher_is_better(metric)
-        sweep_plots.loss_vs_lr(table, metric, out / "loss_vs_lr.png")
-        sweep_plots.heatmap(table, metric, out / "heatmap_lr_depth.png", higher)
+        sweep_plots.loss_vs_lr(table, metric, out / "loss_vs_lr.png", edge)
+        sweep_plots.heatmap(table, metric, out / "heatmap_lr_depth.png", higher, edge)
     sweep_plots.learning_curves(curves, out / "learning_curves.png", diverged)
 
     with pd.option_context("display.width", 200, "display.max_columns", 30,
                            "display.float_format", "{:.4g}".format):
         print(table.drop(columns=["run_id"], errors="ignore").to_string(index=False))
-    print(f"\n{summary.text()}\nparent run {parent.info.run_id} "
+    print(f"\n{text}\nparent run {parent.info.run_id} "
           f"(experiment {parent.info.experiment_id}) at {uri}")
+    sweep_stats.record(client, parent.info.run_id, runs, assessment, edge)
     if cmd.log_artifacts:
         client.log_artifacts(parent.info.run_id, str(out), "compare")
         print(f"logged as artifacts of the parent run under compare/; files in {out}")

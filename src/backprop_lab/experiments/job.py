@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import signal
 import tempfile
 import threading
@@ -24,9 +25,9 @@ from omegaconf import DictConfig, OmegaConf
 
 from backprop_lab.data.load import Dataset
 from backprop_lab.errors import BackpropLabError, Interrupted
-from backprop_lab.experiments import reproduce
+from backprop_lab.experiments import reproduce, statistics
 from backprop_lab.experiments.artifacts import write_artifacts, write_model, write_provenance
-from backprop_lab.experiments.report import print_cv_report, print_report, print_run_line
+from backprop_lab.experiments.report import print_cells_report, print_report, print_run_line
 from backprop_lab.nn.ensemble import Model
 from backprop_lab.pipeline import crossval, stages
 from backprop_lab.pipeline.compose import to_config
@@ -145,11 +146,11 @@ def tracked_pipeline(cfg: DictConfig, config: Config, run: Run, hydra_dir: Path 
     run.log_params(params)
     run.set_tags({"data_fingerprint": ds.fingerprint, "data_source": ds.source,
                   "data_shape": f"{ds.X.shape[0]}x{ds.X.shape[1]}"})
-    if config.eval.cv_folds >= 2:
+    if config.eval.cv_folds >= 2 or config.eval.repeats > 1:
         with tempfile.TemporaryDirectory(prefix="backprop-lab-") as tmp:
             write_provenance(Path(tmp), cfg, git_diff, hydra_dir)
             run.log_artifacts(Path(tmp))
-        return cross_validate(config, ds, run)
+        return score_cells(config, ds, run)
     buffer = MetricBuffer(run)
     setup = stages.set_up(config, ds)
     started = time.perf_counter()
@@ -168,6 +169,8 @@ def tracked_pipeline(cfg: DictConfig, config: Config, run: Run, hydra_dir: Path 
     with tempfile.TemporaryDirectory(prefix="backprop-lab-") as tmp:
         folder = Path(tmp)
         model_npz = write_artifacts(folder, cfg, result, git_diff, hydra_dir)
+        crossval.scores_table([crossval.Cell(0, 0, result)]).to_csv(folder / "scores.csv",
+                                                                    index=False)
         run.log_artifacts(folder)
         if config.tracking.log_model and not history.diverged:
             from backprop_lab.tracking.served_model import log_pyfunc_model  # mlflow.pyfunc: ~1 s
@@ -223,19 +226,38 @@ def sigterm_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-def cross_validate(config: Config, ds: Dataset, run: Run) -> JobOutcome:
-    """K folds of the same configuration; per-fold metrics plus their mean and std."""
+def score_cells(config: Config, ds: Dataset, run: Run) -> JobOutcome:
+    """Every (repeat, fold) cell of the same configuration: scores.csv, each metric's mean, std
+    and 95% CI across the cells (`{name}_mean`, ...; `{name}` is the mean, so a job ranks by the
+    same names as a single split) and, for cross-validation, the per-fold and cv_* metrics."""
     started = time.perf_counter()
-    folds = crossval.run_folds(config, ds)
+    cells = crossval.run_cells(config, ds)
     train_seconds = time.perf_counter() - started
-    metrics = crossval.cv_metrics([f.evaluation.metrics for f in folds])
-    diverged = [k for k, f in enumerate(folds) if f.history.diverged]
-    run.log_metrics(metrics)
+    scores = crossval.scores_table(cells)
+    ratio = float((scores["n_test"] / scores["n_train"]).mean())  # for test_* and the rest
+    metrics: dict[str, float] = {}
+    if config.eval.repeats == 1:
+        metrics.update(crossval.cv_metrics([c.result.evaluation.metrics for c in cells]))
+    elif config.eval.cv_folds >= 2:
+        cv = crossval.cv_metrics([c.result.evaluation.metrics for c in cells])
+        metrics.update({k: v for k, v in cv.items() if not k.startswith("fold")})
+    for name in cells[0].result.evaluation.metrics:
+        ci = statistics.mean_ci(scores[name].to_numpy(), ratio)
+        metrics.update({name: ci.mean, f"{name}_mean": ci.mean, f"{name}_std": ci.std,
+                        f"{name}_ci_low": ci.low, f"{name}_ci_high": ci.high})
+    diverged = [f"r{c.repeat}f{c.fold}" for c in cells if c.result.history.diverged]
+    run.log_metrics({k: v for k, v in metrics.items() if not math.isnan(v)})
+    with tempfile.TemporaryDirectory(prefix="backprop-lab-") as tmp:
+        scores.to_csv(Path(tmp) / "scores.csv", index=False)
+        run.log_artifacts(Path(tmp))
     status = "FAILED" if diverged else "FINISHED"
-    run.set_tags({"seconds_training": f"{train_seconds:.3f}"})
+    run.set_tags({"seconds_training": f"{train_seconds:.3f}", "n_cells": str(len(cells))})
     if diverged:
-        run.set_tags({"diverged": "true", "diverged_folds": str(diverged)})
-    print_cv_report(config.eval.cv_folds, metrics)
+        run.set_tags({"diverged": "true", "diverged_cells": ", ".join(diverged)})
+        if config.eval.repeats == 1:
+            run.set_tags({"diverged_folds": str([c.fold for c in cells
+                                                 if c.result.history.diverged])})
+    print_cells_report(config.eval.cv_folds, config.eval.repeats, metrics)
     print_run_line(run.run_id, status, run.store.experiment, run.store.uri)
     run.end(status)
     return JobOutcome(run.run_id, status, metrics, reproduce.objective(metrics, status))

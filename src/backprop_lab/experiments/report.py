@@ -3,6 +3,8 @@ the run was logged. The report goes to stdout as is; status messages go through 
 
 from __future__ import annotations
 
+import math
+
 from backprop_lab.data.metrics import METRICS
 from backprop_lab.pipeline.stages import SPLITS, Result
 
@@ -20,9 +22,18 @@ def print_report(result: Result, n_examples: int) -> None:
         print(result.evaluation.predictions.head(n_examples).to_string(index=False))
 
 
-def print_cv_report(folds: int, metrics: dict[str, float]) -> None:
-    print(f"{folds}-fold CV: test R² {metrics['cv_mean.test_r2']:.4f} "
-          f"± {metrics['cv_std.test_r2']:.4f}; test RMSE {metrics['cv_mean.test_rmse']:.4f}")
+def print_cells_report(folds: int, repeats: int, metrics: dict[str, float]) -> None:
+    """`5-fold CV x 3 repeats (15 cells): test R² 0.8712 ± 0.0203 (95% CI ...)`."""
+    what = [f"{folds}-fold CV"] if folds >= 2 else []
+    what += [f"{repeats} repeats"] if repeats > 1 else []
+    cells = max(folds, 1) * repeats
+    parts = []
+    for name, label in (("test_r2", "test R²"), ("test_rmse", "test RMSE")):
+        low, high = metrics.get(f"{name}_ci_low", math.nan), metrics.get(f"{name}_ci_high",
+                                                                        math.nan)
+        parts.append(f"{label} {metrics[name]:.4f} ± {(high - low) / 2:.4f} "
+                     f"(95% CI {low:.4f} to {high:.4f})")
+    print(f"{' x '.join(what)} ({cells} cells): " + "; ".join(parts))
 
 
 def print_run_line(run_id: str, status: str, experiment: str, uri: str) -> None:

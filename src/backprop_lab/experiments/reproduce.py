@@ -228,8 +228,9 @@ def find_reusable(client: Any, experiment_id: str, chash: str) -> Any | None:
 
 
 def objective(metrics: Mapping[str, float], status: str) -> float:
-    """What a sweeper minimises: the first of `RANKING_METRICS` the run logged (a CV run logs
-    each metric's mean under the plain name); inf for a run that did not finish."""
+    """What a sweeper minimises: the first of `RANKING_METRICS` the run logged (a run with
+    several cells logs each metric's mean over them under the plain name); NaN for a run that
+    did not finish, which Optuna records as a failed trial (not as a value of infinity)."""
     if status != "FINISHED":
-        return math.inf
-    return next((float(metrics[key]) for key in RANKING_METRICS if key in metrics), math.inf)
+        return math.nan
+    return next((float(metrics[key]) for key in RANKING_METRICS if key in metrics), math.nan)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from backprop_lab.experiments import sweeps
+from backprop_lab.experiments import sweep_stats, sweeps
 from backprop_lab.tracking.liveness import Heartbeat, mark_stale
 from backprop_lab.tracking.store import Run, Store, resolve_uri
 
@@ -68,6 +68,13 @@ class SweepRun:
             children = sweeps.children(parent.client, parent.run_id)
             summary = sweeps.summarize(children, self.sweep_id, parent_run_id=parent.run_id)
             parent.set_tags(summary.tags())
+            failed = {r.info.run_id for r in children if sweeps.job_status(r) != "FINISHED"}
+            assessment = sweep_stats.assess(parent.client, children, summary.metric, failed)
+            table = sweeps.jobs_table(children, metric=summary.metric)
+            sweep_stats.record(parent.client, parent.run_id, children, assessment,
+                               sweep_stats.frontier(table))
+            names = {r.info.run_id: str(r.info.run_name) for r in children}
+            summary.notes.append(assessment.text(names))
             if summary.best_value is not None:
                 parent.log_metrics({f"sweep_best.{summary.metric}": summary.best_value})
             for path in (self.sweep_dir / n for n in SWEEP_RECORDS):

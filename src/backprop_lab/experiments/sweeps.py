@@ -192,6 +192,7 @@ class Summary:
     best_name: str | None = None
     best_run_id: str | None = None
     best_value: float | None = None
+    notes: list[str] = field(default_factory=list)  # e.g. the tiers, appended by the caller
 
     def text(self) -> str:
         total = sum(self.counts.values())
@@ -205,7 +206,7 @@ class Summary:
         if self.best_name is not None:
             lines.append(f"best: {self.best_name} ({self.metric} {self.best_value:.4g}, "
                          f"run {self.best_run_id})")
-        return "\n".join(lines)
+        return "\n".join([*lines, *self.notes])
 
     def tags(self) -> dict[str, str]:
         tags = {"summary": self.text().splitlines()[0],

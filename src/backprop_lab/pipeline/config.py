@@ -61,6 +61,9 @@ class EvalConfig:
     cv_folds: int = 0  # K >= 2: K-fold cross-validation instead of one split
     cv_val_fraction: float | None = None  # validation rows per fold; None: data.val_fraction
     n_examples: int = 5  # rows of the predicted-vs-actual table
+    # K >= 2: train under K seeds derived from `seed` (the same K for every job of a sweep);
+    # each (repeat, fold) is one score cell, compared across jobs by compare's paired tests
+    repeats: int = 1
 
 
 @dataclass
@@ -211,6 +214,7 @@ def validate(cfg: Config) -> Config:
     check_rule("eval.cv_val_fraction", cv_val is None or 0 <= cv_val < 1, "in [0, 1) or null",
                cv_val)
     check_rule("eval.n_examples", cfg.eval.n_examples >= 0, ">= 0", cfg.eval.n_examples)
+    check_rule("eval.repeats", cfg.eval.repeats >= 1, ">= 1", cfg.eval.repeats)
     check_rule("tracking.experiment", bool(cfg.tracking.experiment), "a name",
                cfg.tracking.experiment)
     check_tracking(cfg.tracking)

@@ -1,18 +1,74 @@
-"""K-fold cross-validation of one configuration, and its per-fold metrics summarised.
+"""Score cells of one configuration: K-fold cross-validation, repeated under several seeds.
 
 Each fold is once the test set; a fraction of the other rows, drawn with the fold's own stream,
-is its validation set. The folds come from `data.splits.kfold` seeded by `seed`, so every job
-of a sweep with the same seed scores on the same folds.
+is its validation set. With `eval.repeats=R` the whole is done R times, repeat r under
+`repeat_seed(seed, r)` (repeat 0 under `seed` itself): its own folds (or train/val/test split
+without CV), initial weights and batch orders. The seeds depend on `seed` and r only, so every
+job of a sweep scores on the same cells, which makes their scores paired.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
+
 import numpy as np
+import pandas as pd
 
 from backprop_lab.data import splits
 from backprop_lab.data.load import Dataset
+from backprop_lab.pipeline import stages
 from backprop_lab.pipeline.config import Config
 from backprop_lab.pipeline.stages import Result, train_and_evaluate
+
+
+@dataclass
+class Cell:
+    """One score: repeat r, fold k (0 without CV), the result and its split's sizes."""
+
+    repeat: int
+    fold: int
+    result: Result
+
+    @property
+    def n_train(self) -> int:
+        return len(self.result.prepared.split.train_idx)
+
+    @property
+    def n_val(self) -> int:
+        return len(self.result.prepared.split.val_idx)
+
+    @property
+    def n_test(self) -> int:
+        return len(self.result.prepared.split.test_idx)
+
+
+def repeat_seed(seed: int, repeat: int) -> int:
+    """The seed of repeat `repeat`: `seed` itself for repeat 0 (a run with one repeat is the
+    plain run), else a 32-bit seed drawn from SeedSequence([seed, repeat])."""
+    if repeat == 0:
+        return seed
+    return int(np.random.SeedSequence([seed, repeat]).generate_state(1)[0])
+
+
+def run_cells(cfg: Config, ds: Dataset) -> list[Cell]:
+    """Every (repeat, fold) cell: `eval.repeats` x `eval.cv_folds` (x 1 without CV)."""
+    cells = []
+    for r in range(cfg.eval.repeats):
+        seeded = replace(cfg, seed=repeat_seed(cfg.seed, r))
+        if cfg.eval.cv_folds >= 2:
+            cells += [Cell(r, k, result) for k, result in enumerate(run_folds(seeded, ds))]
+        else:
+            cells.append(Cell(r, 0, stages.run(seeded, dataset=ds)))
+    return cells
+
+
+def scores_table(cells: list[Cell]) -> pd.DataFrame:
+    """scores.csv: one row per cell, its split sizes and every final metric."""
+    rows = [{"repeat": c.repeat, "fold": c.fold, "n_train": c.n_train, "n_val": c.n_val,
+             "n_test": c.n_test,
+             "diverged": c.result.history.diverged, **c.result.evaluation.metrics}
+            for c in cells]
+    return pd.DataFrame(rows)
 
 
 def run_folds(cfg: Config, ds: Dataset) -> list[Result]:

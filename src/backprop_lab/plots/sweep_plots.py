@@ -24,7 +24,7 @@ def _save(fig: Figure, path: Path) -> Path:
 
 def _usable(table: pd.DataFrame, metric: str) -> pd.DataFrame:
     """Rows with a numeric lr and depth (a depth of -1 groups jobs that do not log one)."""
-    cols = [c for c in (LR, DEPTH, metric, "status") if c in table]
+    cols = [c for c in (LR, DEPTH, metric, "status", "ci_low", "ci_high", "tier") if c in table]
     rows = table[cols].copy()
     rows[LR] = pd.to_numeric(rows[LR], errors="coerce") if LR in rows else np.nan
     rows[DEPTH] = pd.to_numeric(rows[DEPTH], errors="coerce").fillna(-1) if DEPTH in rows else -1
@@ -40,10 +40,12 @@ def _log_limits(values: np.ndarray) -> tuple[float, float] | None:
     return float(finite.min()) / 1.5, float(finite.max()) * 3.0
 
 
-def loss_vs_lr(table: pd.DataFrame, metric: str, path: Path) -> Path:
-    """Final `metric` against the learning rate (log x), one line per depth. The y range is that
-    of the finished jobs; diverged or failed jobs are crosses, pinned to the top edge when their
-    value is off the chart."""
+def loss_vs_lr(table: pd.DataFrame, metric: str, path: Path,
+               frontier: Mapping[str, float] | None = None) -> Path:
+    """Final `metric` against the learning rate (log x), one line per depth, with its 95% CI as
+    a band when the jobs have several cells. The y range is that of the finished jobs; diverged
+    or failed jobs are crosses, pinned to the top edge when their value is off the chart; a
+    dashed vertical line marks, per depth, the smallest learning rate that diverged."""
     rows = _usable(table, metric)
     finished = rows["status"] == "FINISHED"
     limits = _log_limits(rows.loc[finished, metric].to_numpy(dtype=float))
@@ -54,6 +56,12 @@ def loss_vs_lr(table: pd.DataFrame, metric: str, path: Path) -> Path:
         ok = group[group["status"] == "FINISHED"]
         label = f"depth {int(depth)}" if depth >= 0 else "all jobs"
         (line,) = ax.plot(ok[LR], ok[metric], marker="o", label=label)
+        if "ci_low" in ok and ok["ci_low"].notna().any():
+            ax.fill_between(ok[LR], ok["ci_low"], ok["ci_high"], color=line.get_color(),
+                            alpha=0.15, linewidth=0)
+        edge = (frontier or {}).get(f"lr_min_diverged.depth_{int(depth)}")
+        if edge is not None:
+            ax.axvline(edge, color=line.get_color(), linestyle="--", linewidth=1)
         bad = group[group["status"] != "FINISHED"]
         if len(bad):
             y = bad[metric].to_numpy(dtype=float)
@@ -62,6 +70,10 @@ def loss_vs_lr(table: pd.DataFrame, metric: str, path: Path) -> Path:
             ax.scatter(bad[LR], y, marker="x", s=60, color=line.get_color())
     if (~finished).any():
         ax.scatter([], [], marker="x", color="grey", label="diverged / failed (clipped)")
+    if frontier:
+        ax.plot([], [], color="grey", linestyle="--", label="smallest lr that diverged")
+    if "ci_low" in rows and rows["ci_low"].notna().any():
+        ax.fill_between([], [], [], color="grey", alpha=0.15, label="95% CI")
     ax.set(xscale="log", xlabel="learning rate (train.lr)", ylabel=metric,
            title=f"Final {metric} by learning rate and depth")
     if limits is not None and not metric.endswith("r2"):
@@ -100,9 +112,11 @@ def learning_curves(curves: Mapping[str, Sequence[float]], path: Path,
     return _save(fig, path)
 
 
-def heatmap(table: pd.DataFrame, metric: str, path: Path, higher_better: bool = False) -> Path:
-    """`metric` over learning rate x depth (the best job where a cell holds several); cells of
-    diverged or failed jobs are marked."""
+def heatmap(table: pd.DataFrame, metric: str, path: Path, higher_better: bool = False,
+            frontier: Mapping[str, float] | None = None) -> Path:
+    """`metric` over learning rate x depth (the best job where a cell holds several), each
+    annotated with mean ± the CI's half-width and its tier when the jobs have several cells;
+    cells of diverged or failed jobs are marked, and the frontier is named in the title."""
     rows = _usable(table, metric)
     finished = rows[rows["status"] == "FINISHED"]
     grid = finished.pivot_table(index=DEPTH, columns=LR, values=metric,
@@ -123,14 +137,22 @@ def heatmap(table: pd.DataFrame, metric: str, path: Path, higher_better: bool = 
     for i, depth in enumerate(depths):
         for j, lr in enumerate(lrs):
             text = "" if math.isnan(values[i, j]) else f"{values[i, j]:.3g}"
+            here = finished[(finished[DEPTH] == depth) & (finished[LR] == lr)]
+            if text and "ci_low" in here and here["ci_low"].notna().any():
+                half = float((here["ci_high"] - here["ci_low"]).iloc[0]) / 2
+                text += f" ± {half:.2g}\n{here['tier'].iloc[0]}"
             if (depth, lr) in bad.index:
                 text = (text + "\n" if text else "") + "diverged"
             ax.text(j, i, text, ha="center", va="center", fontsize=8, color="black",
                     bbox={"facecolor": "white", "alpha": 0.6, "linewidth": 0})
     ax.set_xticks(range(len(lrs)), [f"{lr:g}" for lr in lrs])
     ax.set_yticks(range(len(depths)), [str(int(d)) if d >= 0 else "?" for d in depths])
-    ax.set(xlabel="learning rate (train.lr)", ylabel="depth (hidden layers)",
-           title=f"{metric} ({'higher' if higher_better else 'lower'} is better)")
+    title = f"{metric} ({'higher' if higher_better else 'lower'} is better)"
+    edges = [f"d{k.rsplit('_', 1)[-1]}: {v:g}" for k, v in (frontier or {}).items()
+             if k.startswith("lr_min_diverged")]
+    if edges:
+        title += "\nsmallest lr that diverged: " + ", ".join(edges)
+    ax.set(xlabel="learning rate (train.lr)", ylabel="depth (hidden layers)", title=title)
     if len(finite):
         fig.colorbar(image, ax=ax, label=metric)
     return _save(fig, path)
