@@ -55,22 +55,18 @@ def free_port() -> int:
 
 def check_port_free(host: str, port: int) -> None:
     """Refuse to start where something already listens (`make ui` also takes port 5000): the
-    users would be created on, and runs sent to, that other server."""
-    try:
-        addresses = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except OSError as err:
-        raise SystemExit(f"error: --host {host}: {err}") from err
-    for family, kind, proto, _, address in addresses:
-        with socket.socket(family, kind, proto) as probe:
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does
-            try:
-                probe.bind(address)
-            except OSError as err:
-                if err.errno == errno.EADDRINUSE:
-                    raise SystemExit(
-                        f"error: port {port} on {host} is already in use (another server; `make "
-                        f"ui` also listens on 5000): stop it or pass --port") from err
-                raise SystemExit(f"error: cannot listen on {host}:{port}: {err}") from err
+    users would be created on, and runs sent to, that other server. Binds as uvicorn will."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as err:
+            if err.errno == errno.EADDRINUSE:
+                raise SystemExit(f"error: port {port} on {host} is already in use (another "
+                                 "server; `make ui` also listens on 5000): stop it or pass --port"
+                                 ) from err
+            raise SystemExit(f"error: cannot listen on {host}:{port}: {err}") from err
 
 
 def pg_bin(name: str) -> str:

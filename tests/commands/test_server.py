@@ -269,6 +269,7 @@ class Recorder(http.server.BaseHTTPRequestHandler):
 def test_busy_port_is_refused(tmp_path: Path) -> None:
     """Something already listens on the port (`make ui` also takes 5000): the script refuses at
     once, naming the port, and sends nothing there (no users created on the other server)."""
+    Recorder.seen.clear()
     other = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
     port = other.server_address[1]
     threading.Thread(target=other.serve_forever, daemon=True).start()

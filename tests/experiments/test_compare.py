@@ -64,6 +64,9 @@ def test_compare_writes_the_table_and_the_plots(compared: dict[str, Any]) -> Non
     assert table["val_mse"].iloc[0] <= table["val_mse"].iloc[1]
     markdown = (out / "jobs.md").read_text()
     assert markdown.count("| lr=") == 4 and "diverged: " in markdown
+    # one cell per job: no tier without evidence, and the way to get one
+    assert "nothing to test" in markdown and "eval.repeats" in markdown
+    assert set(table["tier"]) <= {"n/a (one cell)", "diverged"}
 
 
 def test_compare_logs_everything_to_the_parent_run(compared: dict[str, Any]) -> None:

@@ -101,10 +101,12 @@ def tiers(cells: Mapping[str, Cells], ratio: float = 0.0, higher_better: bool = 
         else:
             others.append(job)
             pvalues.append(p)
-    if others:
-        reject, adjusted, _, _ = multipletests(pvalues, alpha=ALPHA, method="holm")
-        for job, worse, p in zip(others, reject, adjusted):
-            verdicts[job] = Verdict(WORSE if worse else SAME, float(p), means[job])
+    if len(others) > 1:  # statsmodels' Holm; for one p-value it is the identity
+        adjusted = multipletests(pvalues, alpha=ALPHA, method="holm")[1]
+    else:  # (and multipletests runs gc.collect, ~0.1 s in a large process)
+        adjusted = np.array(pvalues)
+    for job, p in zip(others, adjusted):
+        verdicts[job] = Verdict(WORSE if p <= ALPHA else SAME, float(p), means[job])
     if len(verdicts) > 1 and all(v.tier in (BEST, NO_EVIDENCE, DIVERGED)
                                  for v in verdicts.values()):
         verdicts[best] = Verdict(NO_EVIDENCE, math.nan, means[best])  # no test, no "best" tier
