@@ -171,11 +171,16 @@ def ensure_experiment(client: MlflowClient, uri: str, name: str) -> str:
     location = (local_root(uri) / "artifacts" / name).as_uri() if is_local(uri) else None
     try:
         return str(client.create_experiment(name, artifact_location=location))
-    except mlflow.exceptions.MlflowException:
+    except mlflow.exceptions.MlflowException as err:
         found = client.get_experiment_by_name(name)  # created meanwhile by another process
-        if found is None:
-            raise
-        return str(found.experiment_id)
+        if found is not None:
+            return str(found.experiment_id)
+        if err.get_http_status_code() == 403 or "403" in str(err):
+            raise TrackingUnavailable(
+                f"tracking.experiment: {uri} refused to create experiment {name!r} (403: this "
+                "user may browse, not write); ask the server's admin for EDIT, or use an "
+                "experiment you may write to") from err
+        raise
 
 
 def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
