@@ -30,7 +30,7 @@ THIRD_PARTY = {  # layer -> the third-party top-level packages it may import (be
     "pipeline": {"numpy", "scipy", "pandas", "sklearn", "omegaconf", "tqdm"},
     "plots": {"numpy", "pandas", "matplotlib"},
     "tracking": {"numpy", "pandas", "mlflow", "threadpoolctl"},
-    "experiments": {"numpy", "pandas", "mlflow", "omegaconf"},
+    "experiments": {"numpy", "pandas", "scipy", "statsmodels", "mlflow", "omegaconf"},
     "__init__": set(),
     "pipelines": {"hydra", "omegaconf", "mlflow"},
 }
