@@ -29,7 +29,7 @@ THIRD_PARTY = {  # layer -> the third-party top-level packages it may import (be
     "data": {"numpy", "scipy", "pandas", "sklearn"},
     "pipeline": {"numpy", "scipy", "pandas", "sklearn", "omegaconf", "tqdm"},
     "plots": {"numpy", "pandas", "matplotlib"},
-    "tracking": {"numpy", "pandas", "mlflow", "threadpoolctl"},
+    "tracking": {"numpy", "pandas", "mlflow", "threadpoolctl", "filelock"},
     "experiments": {"numpy", "pandas", "scipy", "statsmodels", "mlflow", "omegaconf"},
     "__init__": set(),
     "pipelines": {"hydra", "omegaconf", "mlflow"},
