@@ -17,7 +17,8 @@ from tests.conftest import ROOT, run_cli
 
 BOSTON = ROOT / "data" / "boston_house_prices.csv"
 ARTIFACTS = {"config.yaml", ".hydra", "model.npz", "scaler.npz", "learning_curve.png",
-             "predicted_vs_actual.png", "predictions_test.csv", "environment.json"}
+             "predicted_vs_actual.png", "predictions_test.csv", "environment.json",
+             "scores.csv", "gradient_flow.png"}
 
 
 def only_run(uri: str, experiment: str = "backprop-lab"):
@@ -46,6 +47,9 @@ def test_tutorial_one_layer_logs_a_complete_run(store_uri: str, tmp_path: Path) 
         for name in ("cost", "mse", "rmse", "mae", "r2"):
             assert np.isfinite(metrics[f"{split}_{name}"])
     assert metrics["test_rmse"] == pytest.approx(np.sqrt(metrics["test_mse"]))
+    # gradient flow every diag.every=10 epochs, per layer
+    steps = [m.step for m in client.get_metric_history(run.info.run_id, "diag.grad_norm.l0")]
+    assert steps == list(range(0, 200, 10)) and "diag.update_ratio.l0" in metrics
     assert tags["seed"] == "0" and tags["hydra_overrides"].startswith("experiment=")
     assert len(tags["data_fingerprint"]) == 64 and tags["git_commit"]
     assert {"git_dirty", "blas", "platform", "version.numpy"} <= set(tags)

@@ -28,10 +28,12 @@ from backprop_lab.errors import BackpropLabError, Interrupted
 from backprop_lab.experiments import reproduce, statistics
 from backprop_lab.experiments.artifacts import write_artifacts, write_model, write_provenance
 from backprop_lab.experiments.report import print_cells_report, print_report, print_run_line
+from backprop_lab.nn import diagnostics
 from backprop_lab.nn.ensemble import Model
 from backprop_lab.pipeline import crossval, stages
 from backprop_lab.pipeline.compose import to_config
 from backprop_lab.pipeline.config import Config, hidden_layers
+from backprop_lab.plots.run_plots import gradient_flow
 from backprop_lab.tracking import provenance
 from backprop_lab.tracking.liveness import Heartbeat, mark_stale
 from backprop_lab.tracking.store import MetricBuffer, Run, Store, flatten, resolve_uri
@@ -171,11 +173,18 @@ def tracked_pipeline(cfg: DictConfig, config: Config, run: Run, hydra_dir: Path 
         model_npz = write_artifacts(folder, cfg, result, git_diff, hydra_dir)
         crossval.scores_table([crossval.Cell(0, 0, result)]).to_csv(folder / "scores.csv",
                                                                     index=False)
+        if result.histories[0].diag:
+            gradient_flow(result.histories[0].diag, folder / "gradient_flow.png",
+                          diagnostics.flags(result.histories[0].diag))
         run.log_artifacts(folder)
         if config.tracking.log_model and not history.diverged:
             from backprop_lab.tracking.served_model import log_pyfunc_model  # mlflow.pyfunc: ~1 s
 
             log_pyfunc_model(run, model_npz, ds, result.prepared.split.X_test[:5])
+    diag_flags = diagnostics.flags(result.histories[0].diag)
+    if diag_flags:
+        run.set_tags({f"diag.{flag}": where for flag, where in diag_flags.items()})
+        log.warning("gradient flow: %s", "; ".join(f"{f} ({w})" for f, w in diag_flags.items()))
     run.set_tags({"stop_reason": history.stop_reason, "best_epoch": str(history.best_epoch),
                   "seconds_training": f"{train_seconds:.3f}",
                   "seconds_mlflow": f"{run.seconds_in_mlflow:.3f}"})

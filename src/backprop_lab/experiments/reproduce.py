@@ -26,7 +26,7 @@ import numpy as np
 from backprop_lab.paths import PROJECT_ROOT
 
 # top-level sections and dotted keys that never change a result
-HASH_EXCLUDED = ("tracking", "rerun", "train.progress", "eval.n_examples")
+HASH_EXCLUDED = ("tracking", "rerun", "diag", "train.progress", "eval.n_examples")
 IDENTICAL, WITHIN, DIFFERENT = "identical", "within tolerance", "different"
 VERDICTS = (IDENTICAL, WITHIN, DIFFERENT)  # best to worst
 UNTRACKED_MARKER = "\n# untracked files:\n"  # as provenance.git_state writes it

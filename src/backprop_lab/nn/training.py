@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from backprop_lab.nn.diagnostics import Diagnostics, Record
 from backprop_lab.nn.network import Network, Workspace
 from backprop_lab.nn.optim import make_optimizer
 
@@ -50,6 +51,7 @@ class History:
     diverged_epoch: int | None = None
     last_finite_cost: float | None = None
     stopped_early: bool = False
+    diag: dict[int, Record] = field(default_factory=dict)  # epoch -> gradient-flow record
 
     @property
     def epochs_run(self) -> int:
@@ -82,8 +84,12 @@ def train(
     X_val: Array | None = None,
     y_val: Array | None = None,
     callbacks: Sequence[EpochCallback] = (),
+    diagnostics: Diagnostics | None = None,
 ) -> History:
     """Train `net` in place; on divergence or early stopping it ends with the best weights.
+
+    With `diagnostics`, every `diagnostics.every` epochs the gradient flow of the epoch is
+    recorded in `History.diag` and passed to the callbacks with the costs (`diag.*` keys).
 
     X: (n_samples, n_inputs), y: (n_samples, n_outputs) or (n_samples,). Inputs are cast once to
     the network's dtype; the weights never change dtype.
@@ -115,6 +121,9 @@ def train(
         if not has_val:
             for s, p in zip(start, params):
                 np.copyto(s, p)
+        diagnosing = diagnostics is not None and diagnostics.due(epoch)
+        if diagnosing:
+            diagnostics.start(net)  # type: ignore[union-attr]
         total = 0.0
         order = [None] if full_batch else batches(len(X), config.batch_size, config.shuffle, rng)
         for idx in order:
@@ -135,6 +144,8 @@ def train(
                 workspaces[n] = ws, ws.grads
             ws, grads = workspaces[n]
             cost = net.backprop(xb, yb, ws)
+            if diagnosing:
+                diagnostics.observe(net, ws)  # type: ignore[union-attr]
             total += cost * n
             if not math.isfinite(cost):
                 break
@@ -145,6 +156,8 @@ def train(
         if has_val:
             monitored = net.cost(X_val, y_val)  # type: ignore[arg-type]
             history.val_cost.append(monitored)
+        if diagnosing:
+            history.diag[epoch] = diagnostics.finish(net)  # type: ignore[union-attr]
         if not (math.isfinite(train_cost) and math.isfinite(monitored)) or monitored > limit:
             history.diverged, history.diverged_epoch = True, epoch
             if history.best_epoch < 0:  # blew up in the first epoch: back to the initial weights
@@ -164,6 +177,7 @@ def train(
             values = {"train_cost": train_cost}
             if has_val:
                 values["val_cost"] = monitored
+            values.update(history.diag.get(epoch, {}))
             callback(epoch, values)
         if config.patience is not None and since_best > config.patience:
             history.stopped_early = True

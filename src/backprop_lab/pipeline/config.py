@@ -67,6 +67,14 @@ class EvalConfig:
 
 
 @dataclass
+class DiagConfig:
+    """Gradient-flow diagnostics (nn.diagnostics): every N epochs, 0 = off."""
+
+    every: int = 10
+    saturation: float = 0.05  # |f'(z)| below this counts a tanh/sigmoid unit as saturated
+
+
+@dataclass
 class TrackingConfig:
     """Where runs are logged and read, the same keys in every command."""
 
@@ -94,6 +102,7 @@ class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    diag: DiagConfig = field(default_factory=DiagConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     rerun: RerunConfig = field(default_factory=RerunConfig)
 
@@ -215,6 +224,8 @@ def validate(cfg: Config) -> Config:
                cv_val)
     check_rule("eval.n_examples", cfg.eval.n_examples >= 0, ">= 0", cfg.eval.n_examples)
     check_rule("eval.repeats", cfg.eval.repeats >= 1, ">= 1", cfg.eval.repeats)
+    check_rule("diag.every", cfg.diag.every >= 0, ">= 0 (0: off)", cfg.diag.every)
+    check_rule("diag.saturation", 0 < cfg.diag.saturation < 1, "in (0, 1)", cfg.diag.saturation)
     check_rule("tracking.experiment", bool(cfg.tracking.experiment), "a name",
                cfg.tracking.experiment)
     check_tracking(cfg.tracking)

@@ -20,6 +20,7 @@ from backprop_lab.data.load import Dataset, load_dataset
 from backprop_lab.data.metrics import regression_metrics
 from backprop_lab.data.scaling import Scaler
 from backprop_lab.errors import DataError, WeightsError
+from backprop_lab.nn.diagnostics import Diagnostics
 from backprop_lab.nn.ensemble import Ensemble, Model, member_rngs, members
 from backprop_lab.nn.network import Network
 from backprop_lab.nn.training import EpochCallback, History, TrainConfig, train
@@ -141,6 +142,7 @@ def fit(
     cfg: TrainConfig,
     rng: np.random.Generator,
     callbacks: Sequence[EpochCallback] = (),
+    diagnostics: Diagnostics | None = None,
 ) -> list[History]:
     """Stage 4: backprop training on the scaled training rows, validating on the val rows.
 
@@ -154,7 +156,8 @@ def fit(
         reporting = list(callbacks) if k == 0 else []
         bar = progress_bar(cfg.epochs, f"member {k}" if len(nets) > 1 else "train", cfg.progress)
         history = train(net, prepared.X("train"), prepared.y("train"), cfg, member_rng,
-                        prepared.X("val"), prepared.y("val"), [*reporting, *bar])
+                        prepared.X("val"), prepared.y("val"), [*reporting, *bar],
+                        diagnostics if k == 0 else None)
         for b in bar:
             b.close()
         histories.append(history)
@@ -232,7 +235,9 @@ def prepare(cfg: Config, ds: Dataset, split: splits.Split, init_rng: np.random.G
 
 def complete(cfg: Config, setup: Setup, callbacks: Sequence[EpochCallback] = ()) -> Result:
     """Stages 4-5: train the set-up network in place, then evaluate it."""
-    histories = fit(setup.network, setup.prepared, cfg.train, setup.train_rng, callbacks)
+    diagnostics = Diagnostics(cfg.diag.every, cfg.diag.saturation) if cfg.diag.every else None
+    histories = fit(setup.network, setup.prepared, cfg.train, setup.train_rng, callbacks,
+                    diagnostics)
     evaluation = evaluate(setup.network, setup.prepared, setup.dataset.target_names)
     return Result(setup.dataset, setup.prepared, setup.network, histories, evaluation)
 

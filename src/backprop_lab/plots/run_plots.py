@@ -52,3 +52,32 @@ def predicted_vs_actual(actual: np.ndarray, predicted: np.ndarray, target: str, 
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     return path
+
+
+def gradient_flow(diag: dict[int, dict[str, float]], path: Path,
+                  flagged: dict[str, str] | None = None) -> Path:
+    """Per-layer gradient norm and update ratio against epoch (log y), one line per layer, from
+    `History.diag`; the flags raised are named in the title."""
+    epochs = sorted(diag)
+    layers = sorted({int(k.rsplit(".l", 1)[1]) for k in diag[epochs[0]]
+                     if k.startswith("diag.grad_norm")}) if epochs else []
+    fig = Figure(figsize=(9, 3.8))
+    axes = fig.subplots(1, 2)
+    for ax, name, label in ((axes[0], "grad_norm", "‖∂C/∂W_l‖ (mean over batches)"),
+                            (axes[1], "update_ratio", "‖ΔW_l‖ / ‖W_l‖ per epoch")):
+        for l in layers:
+            values = np.array([diag[e][f"diag.{name}.l{l}"] for e in epochs])
+            shown = np.where(values > 0, values, np.nan)
+            ax.plot(epochs, shown, marker="." if len(epochs) < 30 else None, label=f"layer {l}")
+        ax.set(xlabel="epoch", ylabel=label, yscale="log")
+        if layers:
+            ax.legend(fontsize="small")
+    title = "Gradient flow"
+    if flagged:
+        title += ": " + "; ".join(f"{flag} ({where})" for flag, where in flagged.items())
+    elif epochs:
+        title += ": no flags"
+    fig.suptitle(title, fontsize="medium")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    return path
