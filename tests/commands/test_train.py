@@ -50,6 +50,7 @@ def test_tutorial_one_layer_logs_a_complete_run(store_uri: str, tmp_path: Path) 
     # gradient flow every diag.every=10 epochs, per layer
     steps = [m.step for m in client.get_metric_history(run.info.run_id, "diag.grad_norm.l0")]
     assert steps == list(range(0, 200, 10)) and "diag.update_ratio.l0" in metrics
+    assert tags["mlflow.note.content"].startswith("**FINISHED**: test RMSE")
     assert tags["seed"] == "0" and tags["hydra_overrides"].startswith("experiment=")
     assert len(tags["data_fingerprint"]) == 64 and tags["git_commit"]
     assert {"git_dirty", "blas", "platform", "version.numpy"} <= set(tags)
@@ -95,6 +96,7 @@ def test_diverging_run_is_failed_and_tagged(store_uri: str, tmp_path: Path) -> N
     assert run.data.tags["diverged"] == "true"
     assert int(run.data.tags["diverged_epoch"]) < 50
     assert np.isfinite(float(run.data.tags["last_finite_cost"]))
+    assert "smaller `train.lr`" in run.data.tags["mlflow.note.content"]
 
 
 @pytest.mark.slow

@@ -33,3 +33,11 @@ def test_run_reports_divergence_and_refuses_bad_values(store_uri: str) -> None:
 def test_public_names_are_all_importable() -> None:
     for name in backprop_lab.__all__:
         assert getattr(backprop_lab, name) is not None
+
+
+def test_the_description_names_the_gradient_flow_flags(store_uri: str) -> None:
+    result = backprop_lab.run(["experiment=tutorial_three_layer", "diag.every=1",
+                               "tracking.log_model=false", f"tracking.uri={store_uri}"])
+    tags = MlflowClient(store_uri).get_run(result.run_id).data.tags
+    assert tags["diag.stalled"].startswith("the median layer from epoch")
+    assert "Gradient flow: stalled" in tags["mlflow.note.content"]

@@ -26,7 +26,7 @@ from tests.conftest import compose_command
 
 from .test_sweeps import diverging_sweep, sweep_runs  # noqa: F401  (the shared sweep fixture)
 
-PLOTS = ("loss_vs_lr.png", "learning_curves.png", "heatmap_lr_depth.png")
+PLOTS = ("loss_vs_lr.png", "learning_curves.png", "heatmap_lr_depth.png", "gradient_flow_l0.png")
 
 
 @pytest.fixture(scope="module")

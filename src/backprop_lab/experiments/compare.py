@@ -6,7 +6,8 @@ is given) and writes, into `out` (default: <sweep dir>/compare, else ./sweep-<id
   jobs.csv, jobs.md            every job: params, final metrics, status, duration; best first
   loss_vs_lr.png               final validation loss against lr (log x), one line per depth
   learning_curves.png          the per-epoch validation cost of every job, overlaid
-  heatmap_lr_depth.png         the ranking metric over lr x depth
+  heatmap_lr_depth.png         the ranking metric over lr x depth, mean ± CI and tier
+  gradient_flow_l0.png         the first layer's gradient norm of every job (diag.every > 0)
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from backprop_lab.plots import sweep_plots
 from backprop_lab.tracking.store import open_client, resolve_uri
 
 CURVE_KEYS = ("val_loss", "val_cost", "train_loss", "train_cost")  # per-epoch, first found wins
+FLOW_KEY = "diag.grad_norm.l0"  # the first layer's gradient norm (nn.diagnostics)
 
 
 def output_folder(out: str | None, sweep_dir: str | None, sweep_id: str) -> Path:
@@ -39,6 +41,12 @@ def learning_curve(client: Any, run: Any) -> tuple[str, list[float]]:
         if len(history) > 1 or (history and key.endswith("_loss")):
             return str(run.info.run_name), [m.value for m in sorted(history, key=lambda m: m.step)]
     return str(run.info.run_name), []
+
+
+def metric_history(client: Any, run: Any, key: str) -> tuple[str, list[float]]:
+    """A job's per-epoch values of `key`, by step."""
+    history = client.get_metric_history(run.info.run_id, key)
+    return str(run.info.run_name), [m.value for m in sorted(history, key=lambda m: m.step)]
 
 
 def compare(cmd: CompareCommand) -> Path:
@@ -75,6 +83,12 @@ def compare(cmd: CompareCommand) -> Path:
         sweep_plots.loss_vs_lr(table, metric, out / "loss_vs_lr.png", edge)
         sweep_plots.heatmap(table, metric, out / "heatmap_lr_depth.png", higher, edge)
     sweep_plots.learning_curves(curves, out / "learning_curves.png", diverged)
+    flow = {name: values for name, values in
+            (metric_history(client, run, FLOW_KEY) for run in runs) if values}
+    if flow:
+        sweep_plots.learning_curves(flow, out / "gradient_flow_l0.png", diverged,
+                                    ylabel="‖∂C/∂W_0‖, first layer (mean over batches)",
+                                    title="Gradient reaching the first layer, every job")
 
     with pd.option_context("display.width", 200, "display.max_columns", 30,
                            "display.float_format", "{:.4g}".format):

@@ -27,7 +27,12 @@ from backprop_lab.data.load import Dataset
 from backprop_lab.errors import BackpropLabError, Interrupted
 from backprop_lab.experiments import reproduce, statistics
 from backprop_lab.experiments.artifacts import write_artifacts, write_model, write_provenance
-from backprop_lab.experiments.report import print_cells_report, print_report, print_run_line
+from backprop_lab.experiments.report import (
+    describe,
+    print_cells_report,
+    print_report,
+    print_run_line,
+)
 from backprop_lab.nn import diagnostics
 from backprop_lab.nn.ensemble import Model
 from backprop_lab.pipeline import crossval, stages
@@ -39,6 +44,7 @@ from backprop_lab.tracking.liveness import Heartbeat, mark_stale
 from backprop_lab.tracking.store import MetricBuffer, Run, Store, flatten, resolve_uri
 
 log = logging.getLogger(__name__)
+DESCRIPTION = "mlflow.note.content"  # the MLflow UI shows this tag as the run's description
 
 
 @dataclass
@@ -185,12 +191,13 @@ def tracked_pipeline(cfg: DictConfig, config: Config, run: Run, hydra_dir: Path 
     if diag_flags:
         run.set_tags({f"diag.{flag}": where for flag, where in diag_flags.items()})
         log.warning("gradient flow: %s", "; ".join(f"{f} ({w})" for f, w in diag_flags.items()))
+    status = "FAILED" if history.diverged else "FINISHED"
+    run.set_tags({DESCRIPTION: describe(status, metrics, history.stop_reason, diag_flags,
+                                        ds.target_names[0])})
     run.set_tags({"stop_reason": history.stop_reason, "best_epoch": str(history.best_epoch),
                   "seconds_training": f"{train_seconds:.3f}",
                   "seconds_mlflow": f"{run.seconds_in_mlflow:.3f}"})
-    status = "FINISHED"
     if history.diverged:
-        status = "FAILED"
         run.set_tags({"diverged": "true", "diverged_epoch": str(history.diverged_epoch),
                       "last_finite_cost": str(history.last_finite_cost)})
         if config.model.ensemble > 1:  # fit stops at the first diverged member
@@ -266,6 +273,10 @@ def score_cells(config: Config, ds: Dataset, run: Run) -> JobOutcome:
         if config.eval.repeats == 1:
             run.set_tags({"diverged_folds": str([c.fold for c in cells
                                                  if c.result.history.diverged])})
+    cells_text = f"{len(cells)} score cells"
+    stopped = f"diverged in cells {', '.join(diverged)}" if diverged else "completed in every cell"
+    run.set_tags({DESCRIPTION: describe(status, metrics, stopped, {}, ds.target_names[0],
+                                        cells_text)})
     print_cells_report(config.eval.cv_folds, config.eval.repeats, metrics)
     print_run_line(run.run_id, status, run.store.experiment, run.store.uri)
     run.end(status)

@@ -39,3 +39,19 @@ def print_cells_report(folds: int, repeats: int, metrics: dict[str, float]) -> N
 def print_run_line(run_id: str, status: str, experiment: str, uri: str) -> None:
     print(f"MLflow run {run_id} ({status}) in experiment {experiment!r} at {uri}\n"
           f"  see it with: mlflow ui --backend-store-uri {uri}")
+
+
+def describe(status: str, metrics: dict[str, float], stop_reason: str,
+             flags: dict[str, str], target: str, cells: str = "") -> str:
+    """The run's description (tag `mlflow.note.content`, Markdown in the MLflow UI): how it
+    ended, its test scores in the target's units, how training stopped, and the gradient-flow
+    flags in a sentence."""
+    lines = [f"**{status}**{f' ({cells})' if cells else ''}: test RMSE "
+             f"{metrics.get('test_rmse', math.nan):.4g} ({target}, original units), test R² "
+             f"{metrics.get('test_r2', math.nan):.4f}; training {stop_reason}."]
+    if status == "FAILED" and stop_reason.startswith("diverged"):
+        lines.append("The cost exploded: try a smaller `train.lr`.")
+    if flags:
+        lines.append("Gradient flow: " + "; ".join(f"{flag.replace('_', ' ')} ({where})"
+                                                  for flag, where in flags.items()) + ".")
+    return "\n\n".join(lines)

@@ -85,7 +85,8 @@ def loss_vs_lr(table: pd.DataFrame, metric: str, path: Path,
 
 def learning_curves(curves: Mapping[str, Sequence[float]], path: Path,
                     diverged: Collection[str] = (),
-                    ylabel: str = "validation loss (training units)") -> Path:
+                    ylabel: str = "validation loss (training units)",
+                    title: str = "Learning curves of all jobs") -> Path:
     """Every job's per-epoch curve overlaid (log y), labelled by run name; diverged jobs dashed,
     and the y range that of the other jobs."""
     fig = Figure(figsize=(7, 4.5))
@@ -108,7 +109,7 @@ def learning_curves(curves: Mapping[str, Sequence[float]], path: Path,
         if limits is not None:
             ax.set_ylim(limits[0], limits[1])
         ax.legend(fontsize="x-small", ncol=2 if len(curves) > 10 else 1)
-    ax.set(xlabel="epoch", ylabel=ylabel, title="Learning curves of all jobs (diverged: dashed)")
+    ax.set(xlabel="epoch", ylabel=ylabel, title=f"{title} (diverged: dashed)")
     return _save(fig, path)
 
 
