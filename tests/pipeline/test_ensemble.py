@@ -83,11 +83,19 @@ def config(compose_config):
 
 def test_run_trains_every_member_reproducibly(config) -> None:
     seen: list[tuple[int, tuple[str, ...]]] = []
-    result = stages.run(config, [lambda epoch, values: seen.append((epoch, tuple(values)))])
+    diagnosed: list[int] = []
+
+    def report(epoch: int, values: dict[str, float]) -> None:
+        seen.append((epoch, tuple(k for k in values if not k.startswith("diag."))))
+        if any(k.startswith("diag.") for k in values):
+            diagnosed.append(epoch)
+
+    result = stages.run(config, [report])
     model = result.network
     assert isinstance(model, Ensemble) and len(result.histories) == 3
     assert all(h.epochs_run == 20 for h in result.histories)
     assert seen == [(epoch, ("train_cost", "val_cost")) for epoch in range(20)]  # member 0's
+    assert diagnosed == [0, 10]  # gradient flow every diag.every=10 epochs, member 0's
     assert result.histories[1].train_cost != result.histories[0].train_cost
     again = stages.run(config).network
     for a, b in zip(members(model), members(again)):
