@@ -11,6 +11,7 @@ from backprop_lab.nn.network import Network, Workspace
 from backprop_lab.nn.training import TrainConfig, train
 from backprop_lab.pipeline import stages
 from backprop_lab.pipeline.compose import compose, to_config
+from tests.nn.test_network import numeric_gradients
 
 pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")  # dead units overflow on purpose
 
@@ -30,18 +31,9 @@ def test_logged_gradient_norms_equal_finite_difference_norms() -> None:
     net.backprop(X, y, ws)
     diag.observe(net, ws)
     record = diag.finish(net)
-    eps = 1e-6
-    for l, W in enumerate(net.weights):
-        fd = np.zeros_like(W)
-        for idx in np.ndindex(W.shape):
-            keep = W[idx]
-            W[idx] = keep + eps
-            up = net.cost(X, y)
-            W[idx] = keep - eps
-            down = net.cost(X, y)
-            W[idx] = keep
-            fd[idx] = (up - down) / (2 * eps)
-        assert record[f"diag.grad_norm.l{l}"] == pytest.approx(np.linalg.norm(fd), rel=1e-6)
+    fd = numeric_gradients(net, X, y, 1e-6)[0::2]  # [dW_0, db_0, dW_1, ...]: the W's
+    for l, grad_W in enumerate(fd):
+        assert record[f"diag.grad_norm.l{l}"] == pytest.approx(np.linalg.norm(grad_W), rel=1e-6)
 
 
 def test_diagnosing_changes_no_bit_of_the_trained_weights() -> None:
