@@ -12,7 +12,7 @@ import pytest
 from backprop_lab.nn.ensemble import Ensemble, member_rngs, members
 from backprop_lab.nn.network import Network
 from backprop_lab.nn.weights import load_arrays, load_network, save_network
-from backprop_lab.pipeline import stages
+from backprop_lab.pipeline import crossval, stages
 from backprop_lab.pipeline.compose import to_config
 from backprop_lab.pipeline.config import ConfigError, ModelConfig
 from backprop_lab.tracking.served_model import NetworkModel
@@ -115,11 +115,13 @@ def test_one_member_is_exactly_the_single_network(compose_config) -> None:
     assert single.evaluation.metrics == one.evaluation.metrics
 
 
-def test_a_diverged_member_ends_the_fit(compose_config) -> None:
+def test_a_diverged_member_is_frozen_and_reported(compose_config) -> None:
     config = to_config(compose_config(["model.ensemble=3", "train=gd", "train.lr=50",
                                        "train.epochs=30", "model.depth=1", "model.width=8"]))
     result = stages.run(config)
-    assert len(result.histories) == 1 and result.history.diverged
+    assert len(result.histories) == 3 and result.history.diverged
+    assert result.diverged_member == next(k for k, h in enumerate(result.histories) if h.diverged)
+    assert all(h.epochs_run < 30 for h in result.histories if h.diverged)
 
 
 def test_init_from_must_hold_as_many_networks(config, tmp_path: Path) -> None:
@@ -148,3 +150,22 @@ def test_pyfunc_model_serves_the_ensemble(config, tmp_path: Path) -> None:
     predicted = served.predict(None, frame)["MEDV"].to_numpy()
     np.testing.assert_allclose(predicted, result.evaluation.predictions["predicted_MEDV"],
                                rtol=1e-12)
+
+
+def test_a_stacked_job_scores_exactly_as_one_by_one(compose_config) -> None:
+    """Members x folds x repeats in one stack: every cell's weights, histories and scores are
+    those of training each network alone (`train.stacked=false`)."""
+    base = ["model.ensemble=2", "eval.cv_folds=3", "eval.repeats=2", "model.depth=1",
+            "model.width=8", "train.epochs=15", "train.patience=3", "diag.every=4"]
+    ds = stages.load(to_config(compose_config(base)).data)
+    stacked = crossval.run_cells(to_config(compose_config(base)), ds)
+    alone = crossval.run_cells(to_config(compose_config([*base, "train.stacked=false"])), ds)
+    assert len(stacked) == 6
+    for a, b in zip(stacked, alone):
+        assert a.result.evaluation.metrics == b.result.evaluation.metrics
+        for net_a, net_b in zip(members(a.result.network), members(b.result.network)):
+            for p, q in zip(net_a.parameters, net_b.parameters):
+                np.testing.assert_array_equal(p, q)
+        assert [h.val_cost for h in a.result.histories] == [h.val_cost for h in b.result.histories]
+        assert a.result.histories[0].diag == b.result.histories[0].diag
+    pd.testing.assert_frame_equal(crossval.scores_table(stacked), crossval.scores_table(alone))

@@ -1,5 +1,11 @@
 """The epoch loop: batching, early stopping, divergence detection and a per-epoch callback.
 
+`train_many` trains K networks of one shape at once as a stack (`nn.stacked`): each with its own
+rows, batch order, random stream, learning rate and weight decay, its own early stopping (a network
+that stops is frozen with its best weights) and its own divergence (a diverged network is frozen
+and reported; its NaN never reaches the others). Each ends with exactly the weights and history it
+would have had trained alone; `train` is the one-network case.
+
 The recorded train cost of an epoch is the mean of its batch costs, each computed in the forward
 pass before that batch's update (as in the tutorial and scikit-learn): for full-batch gradient
 descent it is exactly the cost of the weights at the start of the epoch, and those are the weights
@@ -10,14 +16,16 @@ the epoch is monitored and the weights after the epoch are kept.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, fields
+from typing import Any
 
 import numpy as np
 
 from backprop_lab.nn.diagnostics import Diagnostics, Record
-from backprop_lab.nn.network import Network, Workspace
+from backprop_lab.nn.network import Network
 from backprop_lab.nn.optim import make_optimizer
+from backprop_lab.nn.stacked import Stack, StackWorkspace
 
 Array = np.ndarray
 EpochCallback = Callable[[int, dict[str, float]], None]
@@ -33,10 +41,17 @@ class TrainConfig:
     batch_size: int | None = None
     shuffle: bool = True
     momentum: float = 0.9
-    weight_decay: float = 0.0
+    weight_decay: float = 0.0  # on the weights W_l, not the biases (nn.optim)
+    beta1: float = 0.9  # Adam's β1, β2 and ε, as in torch.optim.Adam
+    beta2: float = 0.999
+    eps: float = 1e-8
     patience: int | None = None
     divergence_factor: float = 1e3
     progress: bool = False  # a progress bar: drawn by the pipeline through a callback
+    stacked: bool = True  # the pipeline trains a job's networks as one stack (false: one by one)
+
+
+PER_NETWORK = ("lr", "weight_decay", "progress", "stacked")  # may differ within a stack
 
 
 @dataclass
@@ -75,6 +90,38 @@ def batches(n: int, batch_size: int | None, shuffle: bool, rng: np.random.Genera
     return [order[i : i + batch_size] for i in range(0, n, batch_size)]
 
 
+@dataclass
+class TrainData:
+    """One network's training rows (X (n, n_inputs), y (n, n_outputs)) and optional validation
+    rows. Networks given the same `TrainData` object share its batches' gathering."""
+
+    X: Array
+    y: Array
+    X_val: Array | None = None
+    y_val: Array | None = None
+
+    def cast(self, dt: np.dtype) -> TrainData:
+        """Contiguous arrays of the networks' dtype, 2-D targets; cast once, before training."""
+        X = np.ascontiguousarray(self.X, dtype=dt)
+        y = np.ascontiguousarray(self.y, dtype=dt).reshape(len(X), -1)
+        if self.X_val is None or self.y_val is None or len(self.X_val) == 0:
+            return TrainData(X, y)
+        X_val = np.ascontiguousarray(self.X_val, dtype=dt)
+        return TrainData(X, y, X_val,
+                         np.ascontiguousarray(self.y_val, dtype=dt).reshape(len(X_val), -1))
+
+    @property
+    def has_val(self) -> bool:
+        return self.X_val is not None
+
+    @property
+    def XT(self) -> Array:
+        """Xᵀ (n_inputs, n), C-ordered: what a full-batch pass reads (made once, on demand)."""
+        if not hasattr(self, "_XT"):
+            self._XT = np.ascontiguousarray(self.X.T)
+        return self._XT
+
+
 def train(
     net: Network,
     X: Array,
@@ -94,96 +141,254 @@ def train(
     X: (n_samples, n_inputs), y: (n_samples, n_outputs) or (n_samples,). Inputs are cast once to
     the network's dtype; the weights never change dtype.
     """
-    dt = net.dtype
-    X = np.ascontiguousarray(X, dtype=dt)
-    y = np.ascontiguousarray(y, dtype=dt).reshape(len(X), -1)
-    has_val = X_val is not None and y_val is not None and len(X_val) > 0
-    if has_val:
-        X_val = np.ascontiguousarray(X_val, dtype=dt)
-        y_val = np.ascontiguousarray(y_val, dtype=dt).reshape(len(X_val), -1)
-    opt = make_optimizer(config.optimizer, config.lr, config.momentum, config.weight_decay)
-    workspaces: dict[int, tuple[Workspace, list[Array]]] = {}  # batch size -> (buffers, grads)
-    xb_buffers: dict[int, tuple[Array, Array]] = {}
-    full_batch = config.batch_size is None or config.batch_size >= len(X)
-    X_full = np.asfortranarray(X) if full_batch else X  # backprop reads Xᵀ, one row per input
-    params = net.parameters
-    best = [p.copy() for p in params]
-    start = [p.copy() for p in params]
-    history = History()
-    # Divergence is measured against the untrained network's cost, so a first epoch that
-    # already blows up (Adam at a huge lr) is caught too.
-    initial = net.cost(X_val, y_val) if has_val else net.cost(X, y)  # type: ignore[arg-type]
-    limit = config.divergence_factor * max(initial, float(np.finfo(dt).eps))
-    history.last_finite_cost = initial if math.isfinite(initial) else None
-    since_best = 0
+    return train_many([net], [TrainData(X, y, X_val, y_val)], config, [rng], {0: callbacks},
+                      {0: diagnostics} if diagnostics is not None else {})[0]
 
-    for epoch in range(config.epochs):
-        if not has_val:
-            for s, p in zip(start, params):
-                np.copyto(s, p)
-        diagnosing = diagnostics is not None and diagnostics.due(epoch)
-        if diagnosing:
-            diagnostics.start(net)  # type: ignore[union-attr]
-        total = 0.0
-        order = [None] if full_batch else batches(len(X), config.batch_size, config.shuffle, rng)
-        for idx in order:
-            if idx is None:
-                n, xb, yb = len(X), X_full, y
-            elif not config.shuffle:  # a batch in order is a slice: no copy
-                n, i = len(idx), int(idx[0])
-                xb, yb = X[i : i + n], y[i : i + n]
+
+def shared_config(configs: Sequence[TrainConfig]) -> TrainConfig:
+    """The settings a stack shares: every key but `PER_NETWORK` must agree."""
+    first = configs[0]
+    for k, c in enumerate(configs):
+        for f in fields(TrainConfig):
+            if f.name not in PER_NETWORK and getattr(c, f.name) != getattr(first, f.name):
+                raise ValueError(f"train.{f.name} differs between stacked networks 0 and {k} "
+                                 f"({getattr(first, f.name)!r}, {getattr(c, f.name)!r}): "
+                                 "train them in separate stacks")
+    return first
+
+
+def runs(slots: Sequence[int], key: Callable[[int], object]) -> Iterator[tuple[int, int]]:
+    """Maximal ranges [start, stop) of consecutive slots with equal `key`."""
+    i = 0
+    while i < len(slots):
+        j = i
+        while (j + 1 < len(slots) and slots[j + 1] == slots[j] + 1
+               and key(slots[j + 1]) == key(slots[i])):
+            j += 1
+        yield slots[i], slots[j] + 1
+        i = j + 1
+
+
+@dataclass
+class Member:
+    """One network of a stack: what it trains on and how far it has got."""
+
+    index: int  # its position in the caller's list
+    data: TrainData
+    rng: np.random.Generator
+    full_batch: bool
+    callbacks: Sequence[EpochCallback] = ()
+    diagnostics: Diagnostics | None = None
+    history: History = field(default_factory=History)
+    initial: float = math.nan  # the untrained network's monitored cost
+    since_best: int = 0
+    live: bool = True  # false once stopped early or diverged: frozen
+    order: list[Any] = field(default_factory=list)  # this epoch's batches (None: all rows)
+    total: float = 0.0  # this epoch's Σ batch cost × batch size
+    stepping: bool = True  # false after a non-finite batch cost, until the epoch ends
+
+    @property
+    def n(self) -> int:
+        return len(self.data.X)
+
+    def batch_size(self, i: int) -> int:
+        return self.n if self.full_batch else len(self.order[i])
+
+
+class StackTrainer:
+    """The epoch loop over a stack. Slot s of every stacked array (parameters, kept weights,
+    optimiser state) belongs to `slots[s]`; live networks are kept in the first slots, in their
+    original order, so that one pass covers them all however many have stopped."""
+
+    def __init__(self, nets: Sequence[Network], data: Sequence[TrainData], cfg: TrainConfig,
+                 configs: Sequence[TrainConfig], rngs: Sequence[np.random.Generator],
+                 callbacks: Mapping[int, Sequence[EpochCallback]],
+                 diagnostics: Mapping[int, Diagnostics]):
+        self.nets, self.cfg = nets, cfg
+        self.stack = Stack.of(nets)
+        dt = self.stack.dtype
+        cast: dict[int, TrainData] = {}  # id(data) -> its cast copy: shared data stays shared
+        for d in data:
+            cast.setdefault(id(d), d.cast(dt))
+        self.slots = [Member(k, cast[id(d)], rngs[k],
+                             cfg.batch_size is None or cfg.batch_size >= len(d.X),
+                             callbacks.get(k, ()), diagnostics.get(k))
+                      for k, d in enumerate(data)]
+        self.opt = make_optimizer(cfg.optimizer, [c.lr for c in configs], cfg.momentum,
+                                  [c.weight_decay for c in configs], cfg.beta1, cfg.beta2,
+                                  cfg.eps)
+        self.params = self.stack.parameters
+        self.best = [p.copy() for p in self.params]
+        self.start = [p.copy() for p in self.params]
+        self.workspaces: dict[int, StackWorkspace] = {}
+        self.buffers: dict[int, tuple[Array, Array]] = {}
+
+    def run(self) -> list[History]:
+        cfg = self.cfg
+        # Divergence is measured against the untrained network's cost, so a first epoch that
+        # already blows up (Adam at a huge lr) is caught too.
+        for m, cost in zip(self.slots, self.costs(range(len(self.slots)))):
+            m.initial, m.history.last_finite_cost = cost, cost if math.isfinite(cost) else None
+        try:
+            for epoch in range(cfg.epochs):
+                live = [s for s, m in enumerate(self.slots) if m.live]
+                if not live:
+                    break
+                self.train_epoch(epoch, live)
+                self.end_epoch(epoch, live)
+                self.compact()
+            for s, m in enumerate(self.slots):
+                if m.history.diverged or cfg.patience is not None:
+                    for p, kept in zip(self.params, self.best):
+                        np.copyto(p[s], kept[s])
+        finally:  # interrupted too: the networks hold the weights trained so far
+            self.stack.write_to([self.nets[m.index] for m in self.slots])
+        return [m.history for m in sorted(self.slots, key=lambda m: m.index)]
+
+    def costs(self, slots: Sequence[int]) -> list[float]:
+        """Each slot's monitored cost: on its validation rows, or its training rows without."""
+        found = []
+        for a, b in runs(slots, lambda s: id(self.slots[s].data)):
+            d = self.slots[a].data
+            X, y = (d.X_val, d.y_val) if d.has_val else (d.X, d.y)
+            found += self.stack.costs(X, y, slice(a, b))  # type: ignore[arg-type]
+        return found
+
+    def train_epoch(self, epoch: int, live: list[int]) -> None:
+        """One epoch of every live network; each batch size's networks in one pass per step."""
+        cfg, members = self.cfg, [self.slots[s] for s in live]
+        keep_start = np.array([m.live and not m.data.has_val for m in self.slots])
+        if keep_start.any():
+            for kept, p in zip(self.start, self.params):
+                np.copyto(kept, p, where=keep_start.reshape(-1, *(1,) * (p.ndim - 1)))
+        for s, m in zip(live, members):
+            if m.diagnostics is not None and m.diagnostics.due(epoch):
+                m.diagnostics.start(self.stack.member(s))
+            m.order = [None] if m.full_batch else batches(m.n, cfg.batch_size, cfg.shuffle, m.rng)
+            m.total, m.stepping = 0.0, True
+        for i in range(max(len(m.order) for m in members)):
+            at_step = [s for s in live if self.slots[s].stepping and i < len(self.slots[s].order)]
+            kind = {s: (self.slots[s].batch_size(i), self.slots[s].full_batch) for s in at_step}
+            for a, b in runs(at_step, kind.__getitem__):
+                self.step(epoch, a, b, i)
+
+    def step(self, epoch: int, a: int, b: int, i: int) -> None:
+        """Batch i of slots a..b-1 (all of one batch size): backprop, then the update of every
+        network whose cost is finite."""
+        n = self.slots[a].batch_size(i)
+        if n not in self.workspaces:
+            self.workspaces[n] = StackWorkspace.for_stack(self.stack, n)
+        ws = self.workspaces[n]
+        xT, y = self.batch(a, b, i)
+        costs = self.stack.backprop(slice(a, b), xT, y, ws)
+        finite = []
+        for s, cost in zip(range(a, b), costs):
+            m = self.slots[s]
+            if m.diagnostics is not None and m.diagnostics.due(epoch):
+                m.diagnostics.observe(self.stack.member(s), ws.member(s - a))
+            m.total += cost * n
+            if math.isfinite(cost):
+                finite.append(s)
+            else:  # its epoch ends here, as it would alone
+                m.stepping = False
+        for fa, fb in runs(finite, lambda s: 0):
+            self.opt.step(self.params, ws.grads(fa - a, fb - a), slice(fa, fb))
+
+    def batch(self, a: int, b: int, i: int) -> tuple[Array, Array]:
+        """Batch i of slots a..b-1: xT (m, n_inputs, n), y (m, n, n_outputs)."""
+        first = self.slots[a]
+        if first.full_batch and all(self.slots[s].data is first.data for s in range(a, b)):
+            d = first.data  # one full-batch set: a broadcast view, no copy
+            return (np.broadcast_to(d.XT, (b - a, *d.XT.shape)),
+                    np.broadcast_to(d.y, (b - a, *d.y.shape)))
+        n = first.batch_size(i)
+        if n not in self.buffers:
+            K, dt = len(self.slots), self.stack.dtype
+            self.buffers[n] = (np.empty((K, n, first.data.X.shape[1]), dt),
+                               np.empty((K, n, first.data.y.shape[1]), dt))
+        xb, yb = self.buffers[n]
+        for ga, gb in runs(range(a, b), lambda s: id(self.slots[s].data)):
+            d = self.slots[ga].data
+            idx = (np.arange(n) if first.full_batch
+                   else np.stack([self.slots[s].order[i] for s in range(ga, gb)]))
+            np.take(d.X, idx, axis=0, out=xb[ga - a : gb - a], mode="clip")
+            np.take(d.y, idx, axis=0, out=yb[ga - a : gb - a], mode="clip")
+        if first.full_batch:  # a full batch is read as Xᵀ, one row per input (as `d.XT`)
+            return np.ascontiguousarray(xb[: b - a].swapaxes(1, 2)), yb[: b - a]
+        return xb[: b - a].swapaxes(1, 2), yb[: b - a]
+
+    def end_epoch(self, epoch: int, live: list[int]) -> None:
+        """Record each live network's epoch; freeze those that diverged or stopped early."""
+        cfg = self.cfg
+        validated = [s for s in live if self.slots[s].data.has_val]
+        val = dict(zip(validated, self.costs(validated)))
+        for s in live:
+            m, h = self.slots[s], self.slots[s].history
+            train_cost = m.total / m.n
+            monitored = val.get(s, train_cost)
+            h.train_cost.append(train_cost)
+            if s in val:
+                h.val_cost.append(monitored)
+            if m.diagnostics is not None and m.diagnostics.due(epoch):
+                h.diag[epoch] = m.diagnostics.finish(self.stack.member(s))
+            limit = cfg.divergence_factor * max(m.initial, float(np.finfo(self.stack.dtype).eps))
+            if not (math.isfinite(train_cost) and math.isfinite(monitored)) or monitored > limit:
+                h.diverged, h.diverged_epoch, m.live = True, epoch, False
+                if h.best_epoch < 0:  # blew up in the first epoch: back to the initial weights
+                    h.best_cost = m.initial
+                continue
+            h.last_finite_cost = monitored
+            if monitored < h.best_cost:
+                h.best_cost, h.best_epoch, m.since_best = monitored, epoch, 0
+                # with validation, the weights after the epoch; without, the cost is that of
+                # the weights at its start
+                for kept, p, started in zip(self.best, self.params, self.start):
+                    np.copyto(kept[s], p[s] if s in val else started[s])
             else:
-                n = len(idx)
-                if n not in xb_buffers:
-                    xb_buffers[n] = (np.empty((n, X.shape[1]), dt), np.empty((n, y.shape[1]), dt))
-                xb, yb = xb_buffers[n]
-                np.take(X, idx, axis=0, out=xb, mode="clip")  # "clip": no bounds-check copy
-                np.take(y, idx, axis=0, out=yb, mode="clip")
-            if n not in workspaces:
-                ws = Workspace.for_network(net, n)
-                workspaces[n] = ws, ws.grads
-            ws, grads = workspaces[n]
-            cost = net.backprop(xb, yb, ws)
-            if diagnosing:
-                diagnostics.observe(net, ws)  # type: ignore[union-attr]
-            total += cost * n
-            if not math.isfinite(cost):
-                break
-            opt.step(params, grads)
-        train_cost = total / len(X)
-        history.train_cost.append(train_cost)
-        monitored = train_cost
-        if has_val:
-            monitored = net.cost(X_val, y_val)  # type: ignore[arg-type]
-            history.val_cost.append(monitored)
-        if diagnosing:
-            history.diag[epoch] = diagnostics.finish(net)  # type: ignore[union-attr]
-        if not (math.isfinite(train_cost) and math.isfinite(monitored)) or monitored > limit:
-            history.diverged, history.diverged_epoch = True, epoch
-            if history.best_epoch < 0:  # blew up in the first epoch: back to the initial weights
-                history.best_cost = initial
-            break
-        history.last_finite_cost = monitored
-        if monitored < history.best_cost:
-            history.best_cost, history.best_epoch, since_best = monitored, epoch, 0
-            if has_val:
-                for b, p in zip(best, params):
-                    np.copyto(b, p)
-            else:  # this cost is that of the weights in `start`: keep them, reuse the old buffers
-                best, start = start, best
-        else:
-            since_best += 1
-        for callback in callbacks:
+                m.since_best += 1
             values = {"train_cost": train_cost}
-            if has_val:
+            if s in val:
                 values["val_cost"] = monitored
-            values.update(history.diag.get(epoch, {}))
-            callback(epoch, values)
-        if config.patience is not None and since_best > config.patience:
-            history.stopped_early = True
-            break
+            values.update(h.diag.get(epoch, {}))
+            for callback in m.callbacks:
+                callback(epoch, values)
+            if cfg.patience is not None and m.since_best > cfg.patience:
+                h.stopped_early, m.live = True, False
 
-    if history.diverged or config.patience is not None:
-        for p, b in zip(params, best):
-            np.copyto(p, b)
-    return history
+    def compact(self) -> None:
+        """Move the frozen networks behind the live ones, keeping each group's order; every
+        stacked array is permuted alike, so no bit changes."""
+        perm = ([s for s, m in enumerate(self.slots) if m.live]
+                + [s for s, m in enumerate(self.slots) if not m.live])
+        if perm == sorted(perm):
+            return
+        for arrays in (self.params, self.best, self.start):
+            for p in arrays:
+                p[:] = p[perm]
+        self.opt.permute(perm)
+        self.slots = [self.slots[s] for s in perm]
+
+
+def train_many(
+    nets: Sequence[Network],
+    data: Sequence[TrainData],
+    config: TrainConfig | Sequence[TrainConfig],
+    rngs: Sequence[np.random.Generator],
+    callbacks: Mapping[int, Sequence[EpochCallback]] | None = None,
+    diagnostics: Mapping[int, Diagnostics] | None = None,
+) -> list[History]:
+    """Train K networks of one shape in place, as one stack; network k on `data[k]` with the
+    batch order of `rngs[k]`, its callbacks `callbacks[k]` and its `diagnostics[k]`.
+
+    `config` is one `TrainConfig` for all or one per network; only `lr` and `weight_decay` may
+    differ. Networks whose batches have the same size at a step go through one stacked pass;
+    a network whose fold ran out of batches, or that stopped, sits the step out.
+    """
+    K = len(nets)
+    configs = [config] * K if isinstance(config, TrainConfig) else list(config)
+    if not (len(configs) == len(data) == len(rngs) == K):
+        raise ValueError(f"{K} networks need {K} data sets, configs and generators, got "
+                         f"{len(data)}, {len(configs)} and {len(rngs)}")
+    diagnosed = {k: d for k, d in (diagnostics or {}).items() if d is not None}
+    return StackTrainer(nets, data, shared_config(configs), configs, rngs, callbacks or {},
+                        diagnosed).run()

@@ -186,6 +186,9 @@ def validate_train(t: TrainConfig, prefix: str = "train.") -> TrainConfig:
     check_rule(f"{prefix}momentum", 0 <= t.momentum < 1, "in [0, 1)", t.momentum)
     check_rule(f"{prefix}weight_decay", math.isfinite(t.weight_decay) and t.weight_decay >= 0,
                "finite and >= 0", t.weight_decay)
+    for key, beta in (("beta1", t.beta1), ("beta2", t.beta2)):
+        check_rule(f"{prefix}{key}", 0 <= beta < 1, "in [0, 1)", beta)
+    check_rule(f"{prefix}eps", math.isfinite(t.eps) and t.eps > 0, "finite and > 0", t.eps)
     check_rule(f"{prefix}patience", t.patience is None or t.patience >= 0, ">= 0 or null",
                t.patience)
     check_rule(f"{prefix}divergence_factor", t.divergence_factor > 1, "> 1", t.divergence_factor)

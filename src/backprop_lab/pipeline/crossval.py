@@ -18,7 +18,7 @@ from backprop_lab.data import splits
 from backprop_lab.data.load import Dataset
 from backprop_lab.pipeline import stages
 from backprop_lab.pipeline.config import Config
-from backprop_lab.pipeline.stages import Result, train_and_evaluate
+from backprop_lab.pipeline.stages import Result
 
 
 @dataclass
@@ -51,15 +51,17 @@ def repeat_seed(seed: int, repeat: int) -> int:
 
 
 def run_cells(cfg: Config, ds: Dataset) -> list[Cell]:
-    """Every (repeat, fold) cell: `eval.repeats` x `eval.cv_folds` (x 1 without CV)."""
-    cells = []
+    """Every (repeat, fold) cell: `eval.repeats` x `eval.cv_folds` (x 1 without CV), all of
+    their networks trained as one stack."""
+    keys, setups = [], []
     for r in range(cfg.eval.repeats):
         seeded = replace(cfg, seed=repeat_seed(cfg.seed, r))
-        if cfg.eval.cv_folds >= 2:
-            cells += [Cell(r, k, result) for k, result in enumerate(run_folds(seeded, ds))]
-        else:
-            cells.append(Cell(r, 0, stages.run(seeded, dataset=ds)))
-    return cells
+        cell_setups = (fold_setups(seeded, ds) if cfg.eval.cv_folds >= 2
+                       else [stages.set_up(seeded, ds)])
+        keys += [(r, k) for k in range(len(cell_setups))]
+        setups += cell_setups
+    results = stages.complete_many(cfg, setups)
+    return [Cell(r, k, result) for (r, k), result in zip(keys, results)]
 
 
 def scores_table(cells: list[Cell]) -> pd.DataFrame:
@@ -72,11 +74,16 @@ def scores_table(cells: list[Cell]) -> pd.DataFrame:
 
 
 def run_folds(cfg: Config, ds: Dataset) -> list[Result]:
-    """K-fold cross-validation: each fold is once the test set; a fraction of the other rows,
-    drawn with the fold's own stream, is its validation set: `eval.cv_val_fraction`, or
-    `data.val_fraction` when that is null. With 0 a fold trains on all the other rows, which
-    suits a fixed epoch budget: the held-out fold is then the only validation."""
-    results = []
+    """K-fold cross-validation (see `fold_setups`), the folds' networks trained as one stack."""
+    return stages.complete_many(cfg, fold_setups(cfg, ds))
+
+
+def fold_setups(cfg: Config, ds: Dataset) -> list[stages.Setup]:
+    """Each fold is once the test set; a fraction of the other rows, drawn with the fold's own
+    stream, is its validation set: `eval.cv_val_fraction`, or `data.val_fraction` when that is
+    null. With 0 a fold trains on all the other rows, which suits a fixed epoch budget: the
+    held-out fold is then the only validation."""
+    setups = []
     val_fraction = cfg.eval.cv_val_fraction
     val_fraction = cfg.data.val_fraction if val_fraction is None else val_fraction
     for fold, (train_val, test_idx) in enumerate(splits.kfold(len(ds.X), cfg.eval.cv_folds,
@@ -85,8 +92,8 @@ def run_folds(cfg: Config, ds: Dataset) -> list[Result]:
         shuffled = split_rng.permutation(train_val)
         n_val = round(len(ds.X) * val_fraction)
         split = splits.split_by_index(ds, shuffled[n_val:], shuffled[:n_val], test_idx)
-        results.append(train_and_evaluate(cfg, ds, split, init_rng, train_rng))
-    return results
+        setups.append(stages.prepare(cfg, ds, split, init_rng, train_rng))
+    return setups
 
 
 def cv_metrics(per_fold: list[dict[str, float]]) -> dict[str, float]:

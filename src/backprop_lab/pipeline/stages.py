@@ -3,7 +3,8 @@
 No Hydra and no MLflow here: `experiments.job` runs the stages and tracking plugs in as an
 epoch callback. One seeded Generator is split into independent streams (data split, weight init,
 batch shuffling), so changing the number of epochs never changes the initial weights. With
-`model.ensemble=N` the init and shuffle streams each give one child stream per member.
+`model.ensemble=N` the init and shuffle streams each give one child stream per member. The
+networks of one job (members, folds, repeats) train as one stack (`train.stacked`).
 """
 
 from __future__ import annotations
@@ -23,7 +24,14 @@ from backprop_lab.errors import DataError, WeightsError
 from backprop_lab.nn.diagnostics import Diagnostics
 from backprop_lab.nn.ensemble import Ensemble, Model, member_rngs, members
 from backprop_lab.nn.network import Network
-from backprop_lab.nn.training import EpochCallback, History, TrainConfig, train
+from backprop_lab.nn.training import (
+    EpochCallback,
+    History,
+    TrainConfig,
+    TrainData,
+    train,
+    train_many,
+)
 from backprop_lab.nn.weights import load_network
 from backprop_lab.pipeline.config import (
     Config,
@@ -62,13 +70,18 @@ class Result:
     dataset: Dataset
     prepared: Prepared
     network: Model
-    histories: list[History]  # one per ensemble member trained (training stops at a divergence)
+    histories: list[History]  # one per ensemble member
     evaluation: Evaluation
 
     @property
     def history(self) -> History:
         """The history to report: the first diverged member's, else the first member's."""
-        return next((h for h in self.histories if h.diverged), self.histories[0])
+        return self.histories[self.diverged_member or 0]
+
+    @property
+    def diverged_member(self) -> int | None:
+        """The index of the first diverged member, None when none diverged."""
+        return next((k for k, h in enumerate(self.histories) if h.diverged), None)
 
 
 def streams(seed: int) -> tuple[np.random.Generator, np.random.Generator, np.random.Generator]:
@@ -144,26 +157,56 @@ def fit(
     callbacks: Sequence[EpochCallback] = (),
     diagnostics: Diagnostics | None = None,
 ) -> list[History]:
-    """Stage 4: backprop training on the scaled training rows, validating on the val rows.
+    """Stage 4: backprop training on the scaled training rows, validating on the val rows."""
+    return fit_many([(model, prepared, rng)], cfg, callbacks,
+                    [diagnostics] if diagnostics is not None else None)[0]
 
-    Ensemble members train one after another, each on its own shuffle stream. Only member 0
+
+def fit_many(
+    jobs: Sequence[tuple[Model, Prepared, np.random.Generator]],
+    cfg: TrainConfig,
+    callbacks: Sequence[EpochCallback] = (),
+    diagnostics: Sequence[Diagnostics] | None = None,
+) -> list[list[History]]:
+    """Stage 4 for several (model, split, shuffle stream) at once: every network of every model
+    (ensemble members, CV folds, repeats) in one stack (`train.stacked=true`, nn.training's
+    `train_many`) or one after another (`false`); each ends bit for bit as trained alone.
+
+    Member k of a model shuffles with `member_rngs(rng)[k]`. Only the first model's member 0
     reports its epochs to the callbacks: every logged point costs about 0.3 ms of MLflow time
-    (bench/README.md), and the other members' curves are in the returned histories. A diverged
-    member ends the fit: the run has failed, so the others are not trained."""
-    nets = members(model)
-    histories = []
-    for k, (net, member_rng) in enumerate(zip(nets, member_rngs(rng, len(nets)))):
-        reporting = list(callbacks) if k == 0 else []
-        bar = progress_bar(cfg.epochs, f"member {k}" if len(nets) > 1 else "train", cfg.progress)
-        history = train(net, prepared.X("train"), prepared.y("train"), cfg, member_rng,
-                        prepared.X("val"), prepared.y("val"), [*reporting, *bar],
-                        diagnostics if k == 0 else None)
-        for b in bar:
+    (bench/README.md), and the other curves are in the returned histories (one list per model,
+    one history per member). `diagnostics[j]`, if given, follows member 0 of model j. A diverged
+    network is frozen with its best weights; the others train on."""
+    nets: list[Network] = []
+    data: list[TrainData] = []
+    rngs: list[np.random.Generator] = []
+    watched: dict[int, Diagnostics] = {}
+    for j, (model, prepared, rng) in enumerate(jobs):
+        if diagnostics is not None:
+            watched[len(nets)] = diagnostics[j]
+        shared = TrainData(prepared.X("train"), prepared.y("train"), prepared.X("val"),
+                           prepared.y("val"))
+        for net, member_rng in zip(members(model), member_rngs(rng, len(members(model)))):
+            nets.append(net)
+            data.append(shared)
+            rngs.append(member_rng)
+    bars = progress_bar(cfg.epochs, "train", cfg.progress)
+    reporting: dict[int, list[EpochCallback]] = {0: [*callbacks, *bars]}
+    try:
+        if cfg.stacked:
+            histories = train_many(nets, data, cfg, rngs, reporting, watched)
+        else:
+            histories = [train(net, d.X, d.y, cfg, r, d.X_val, d.y_val, reporting.get(k, ()),
+                               watched.get(k))
+                         for k, (net, d, r) in enumerate(zip(nets, data, rngs))]
+    finally:
+        for b in bars:
             b.close()
-        histories.append(history)
-        if history.diverged:
-            break
-    return histories
+    grouped, i = [], 0
+    for model, _, _ in jobs:
+        grouped.append(histories[i : i + len(members(model))])
+        i += len(members(model))
+    return grouped
 
 
 class ProgressBar:
@@ -235,11 +278,19 @@ def prepare(cfg: Config, ds: Dataset, split: splits.Split, init_rng: np.random.G
 
 def complete(cfg: Config, setup: Setup, callbacks: Sequence[EpochCallback] = ()) -> Result:
     """Stages 4-5: train the set-up network in place, then evaluate it."""
-    diagnostics = Diagnostics(cfg.diag.every, cfg.diag.saturation) if cfg.diag.every else None
-    histories = fit(setup.network, setup.prepared, cfg.train, setup.train_rng, callbacks,
-                    diagnostics)
-    evaluation = evaluate(setup.network, setup.prepared, setup.dataset.target_names)
-    return Result(setup.dataset, setup.prepared, setup.network, histories, evaluation)
+    return complete_many(cfg, [setup], callbacks)[0]
+
+
+def complete_many(cfg: Config, setups: Sequence[Setup],
+                  callbacks: Sequence[EpochCallback] = ()) -> list[Result]:
+    """Stages 4-5 for several set-ups of one config (folds, repeats): trained as one stack."""
+    diagnostics = ([Diagnostics(cfg.diag.every, cfg.diag.saturation) for _ in setups]
+                   if cfg.diag.every else None)
+    histories = fit_many([(s.network, s.prepared, s.train_rng) for s in setups], cfg.train,
+                         callbacks, diagnostics)
+    return [Result(s.dataset, s.prepared, s.network, h,
+                   evaluate(s.network, s.prepared, s.dataset.target_names))
+            for s, h in zip(setups, histories)]
 
 
 def run(
@@ -250,15 +301,3 @@ def run(
     """All five stages on one train/val/test split."""
     ds = dataset if dataset is not None else load(cfg.data)
     return complete(cfg, set_up(cfg, ds), callbacks)
-
-
-def train_and_evaluate(
-    cfg: Config,
-    ds: Dataset,
-    split: splits.Split,
-    init_rng: np.random.Generator,
-    train_rng: np.random.Generator,
-    callbacks: Sequence[EpochCallback] = (),
-) -> Result:
-    """Stages 2-5 on a given split."""
-    return complete(cfg, prepare(cfg, ds, split, init_rng, train_rng), callbacks)

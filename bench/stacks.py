@@ -1,0 +1,192 @@
+"""Stacked training: K networks as one stack against the same K trained one by one.
+
+    .venv/bin/python bench/stacks.py [--threads 1] [--ks 1 5 25 125] [--epochs 20] [--repeat 3]
+    .venv/bin/python bench/stacks.py --job [--repeat 3]
+
+Default table: per-network seconds per epoch of a 13-16-16-16-1 tanh network, Adam, batch 64,
+on Boston's 404 training rows (standardised), for a stack of K against K separate `train` calls,
+alternating the two within each repeat (medians over repeats). Both produce the same weights bit
+for bit (tests/nn/test_stacked.py); the script checks it once per K.
+
+`--job`: the pipeline's `seconds_training` for `model.ensemble=5 eval.cv_folds=5` (25 networks)
+against one network on one split (same config otherwise: the default Adam with early stopping),
+with `train.stacked=true` and `false`. Stages only, no MLflow.
+
+`--memory`: peak resident memory (above the interpreter's baseline after imports and data) of
+a 125-network stack on Boston, and of W3's network (100-256-256-1 relu, batch 1024) training one
+epoch on 1,000,000 float32 rows held in memory; each in its own process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+from backprop_lab.data.load import load_boston  # noqa: E402
+from backprop_lab.nn.network import Network  # noqa: E402
+from backprop_lab.nn.training import TrainConfig, TrainData, train, train_many  # noqa: E402
+from backprop_lab.paths import BOSTON_CSV  # noqa: E402
+
+
+def boston() -> tuple[np.ndarray, np.ndarray]:
+    ds = load_boston(BOSTON_CSV)
+    X = (ds.X - ds.X.mean(0)) / ds.X.std(0)
+    y = (ds.y - ds.y.mean(0)) / ds.y.std(0)
+    return X[:404], y[:404]
+
+
+def networks(k: int) -> list[Network]:
+    return [Network.create([13, 16, 16, 16, 1], np.random.default_rng(i), "tanh", init="xavier")
+            for i in range(k)]
+
+
+def per_network(k: int, epochs: int, repeat: int) -> tuple[float, float]:
+    """Median seconds per epoch per network: (stacked, separate)."""
+    X, y = boston()
+    cfg = TrainConfig(optimizer="adam", lr=1e-3, epochs=epochs, batch_size=64)
+    data = TrainData(X, y)
+    times: dict[str, list[float]] = {"stacked": [], "separate": []}
+    for r in range(repeat):
+        for how in (("stacked", "separate") if r % 2 == 0 else ("separate", "stacked")):
+            nets = networks(k)
+            rngs = [np.random.default_rng(100 + i) for i in range(k)]
+            started = time.perf_counter()
+            if how == "stacked":
+                train_many(nets, [data] * k, cfg, rngs)
+            else:
+                for net, rng in zip(nets, rngs):
+                    train(net, X, y, cfg, rng)
+            times[how].append((time.perf_counter() - started) / (epochs * k))
+            if r == 0:
+                if how == "stacked":
+                    first = nets
+                else:
+                    second = nets
+    assert all(np.array_equal(p, q) for a, b in zip(first, second)
+               for p, q in zip(a.parameters, b.parameters)), "stacked != separate"
+    return statistics.median(times["stacked"]), statistics.median(times["separate"])
+
+
+def stack_table(ks: list[int], epochs: int, repeat: int) -> None:
+    print("| K | stacked µs/epoch/net | separate µs/epoch/net | speed-up |")
+    print("|---|---:|---:|---:|")
+    for k in ks:
+        stacked, separate = per_network(k, max(2, epochs if k < 100 else epochs // 2), repeat)
+        print(f"| {k} | {stacked * 1e6:.0f} | {separate * 1e6:.0f} | {separate / stacked:.2f}× |",
+              flush=True)
+
+
+def job_seconds(overrides: list[str]) -> float:
+    from backprop_lab.pipeline import crossval, stages
+    from backprop_lab.pipeline.compose import compose, to_config
+
+    config = to_config(compose(overrides))
+    ds = stages.load(config.data)
+    started = time.perf_counter()
+    if config.eval.cv_folds >= 2 or config.eval.repeats > 1:
+        crossval.run_cells(config, ds)
+    else:
+        stages.run(config, dataset=ds)
+    return time.perf_counter() - started
+
+
+def job_table(repeat: int) -> None:
+    variants = {
+        "1 network, 1 split": ["diag.every=0"],
+        "25 networks, stacked": ["model.ensemble=5", "eval.cv_folds=5", "diag.every=0"],
+        "25 networks, one by one": ["model.ensemble=5", "eval.cv_folds=5", "diag.every=0",
+                                    "train.stacked=false"],
+    }
+    times: dict[str, list[float]] = {name: [] for name in variants}
+    for r in range(repeat):
+        names = list(variants) if r % 2 == 0 else list(variants)[::-1]
+        for name in names:
+            times[name].append(job_seconds(variants[name]))
+    base = statistics.median(times["1 network, 1 split"])
+    print("| job | seconds_training (median) | ratio to 1 network |")
+    print("|---|---:|---:|")
+    for name in variants:
+        t = statistics.median(times[name])
+        print(f"| {name} | {t:.2f} | {t / base:.1f} |")
+
+
+def peak_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def memory_case(case: str) -> None:
+    """Run in a child process: print baseline and peak resident MiB and the data's MiB."""
+    if case == "stack125":
+        X, y = boston()
+        data_mib = (X.nbytes + y.nbytes) / 2**20
+        nets = networks(125)
+        base = peak_rss_mib()
+        train_many(nets, [TrainData(X, y)] * 125,
+                   TrainConfig(optimizer="adam", lr=1e-3, epochs=3, batch_size=64),
+                   [np.random.default_rng(i) for i in range(125)])
+    else:
+        rng = np.random.default_rng(0)
+        X = rng.standard_normal((1_000_000, 100), dtype=np.float32)
+        y = (X[:, :5].sum(1, keepdims=True) + 0.1).astype(np.float32)
+        data_mib = (X.nbytes + y.nbytes) / 2**20
+        net = Network.create([100, 256, 256, 1], np.random.default_rng(1), "relu",
+                             dtype="float32")
+        base = peak_rss_mib()
+        train(net, X, y, TrainConfig(optimizer="adam", lr=1e-3, epochs=1, batch_size=1024), rng)
+    peak = peak_rss_mib()
+    print(f"{case} {base:.1f} {peak:.1f} {data_mib:.1f}")
+
+
+def memory_table() -> None:
+    print("| case | data MiB | peak above baseline MiB | ratio to data |")
+    print("|---|---:|---:|---:|")
+    for case, label in (("stack125", "125 networks, Boston, batch 64"),
+                        ("w3_1m", "W3 network, 1,000,000×100 float32, batch 1024")):
+        out = subprocess.run([sys.executable, __file__, "--memory-case", case], check=True,
+                             capture_output=True, text=True).stdout.split()
+        base, peak, data = map(float, out[1:4])
+        print(f"| {label} | {data:.1f} | {peak - base:.1f} | {(peak - base) / data:.2f} |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--threads", type=int, default=None, help="BLAS threads (default: all)")
+    parser.add_argument("--ks", type=int, nargs="+", default=[1, 5, 25, 125])
+    parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--job", action="store_true", help="the ensemble x CV job table")
+    parser.add_argument("--memory", action="store_true", help="the peak memory table")
+    parser.add_argument("--memory-case", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.memory_case:
+        memory_case(args.memory_case)
+        return
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    blas = threadpool_info()[0] if threadpool_info() else {}
+    print(f"numpy {np.__version__}, BLAS {blas.get('internal_api')} {blas.get('version')} "
+          f"{blas.get('architecture')}, threads {args.threads or blas.get('num_threads')}, "
+          f"load average {os.getloadavg()[0]:.2f}\n")
+    with threadpool_limits(args.threads):
+        if args.memory:
+            memory_table()
+        elif args.job:
+            job_table(args.repeat)
+        else:
+            stack_table(args.ks, args.epochs, args.repeat)
+    print(f"\nload average after: {os.getloadavg()[0]:.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,162 @@
+"""K networks of one shape as one: parameters held as (K, out, in) stacks, one pass for all.
+
+A Boston-sized training step is overhead, not arithmetic: ~100 numpy calls of a few µs each, for a
+few µs of floating-point work. Stacking K networks makes it the same ~100 calls on arrays K times
+larger. Network k's layer l is W_l[k] of shape (out, in) and b_l[k] of shape (out,); over its own
+batch of n examples, in the transposed layout of `network.py` (one row per neuron, one column
+per example), the equations are the tutorial's with a leading network axis:
+
+    forward   z_lᵀ[k] = W_l[k] a_{l−1}ᵀ[k] + b_l[k],      a_lᵀ[k] = f_l(z_lᵀ[k]),   a_0 = X_k
+    backward  δ_Lᵀ[k] = (a_Lᵀ[k] − y_kᵀ) ⊙ f_L'(z_L) / n
+              δ_{l−1}ᵀ[k] = (W_l[k]ᵀ δ_lᵀ[k]) ⊙ f_{l−1}'(z_{l−1})
+              ∂C_k/∂W_l[k] = δ_lᵀ[k] a_{l−1}[k],       ∂C_k/∂b_l[k] = δ_lᵀ[k] · 1
+
+`np.matmul` on a stack calls, for each slice, the GEMM that a 2-D product with the same strides
+calls, and elementwise passes do not depend on the array's shape; so network k's numbers are
+exactly those of training it alone (tests/nn/test_stacked.py checks every optimiser and
+activation bit for bit). `Network.backprop` is the same pass for one network, kept as the readable
+reference that the gradient checks test.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from backprop_lab.nn.activations import ACTIVATE, BACKPROP
+from backprop_lab.nn.network import Network, Workspace, cost_from_error
+
+Array = np.ndarray
+CHUNK = 8192  # rows per forward pass when scoring a whole set: memory stays O(CHUNK × width)
+
+
+@dataclass
+class Stack:
+    """The parameters of K networks with the same layer sizes, activations and dtype."""
+
+    weights: list[Array]  # W_l, shape (K, out, in)
+    biases: list[Array]  # b_l, shape (K, out)
+    activations: list[str]  # one per layer: hidden layers, then the output layer
+
+    @classmethod
+    def of(cls, nets: Sequence[Network]) -> Stack:
+        """A stack holding copies of `nets`' parameters (`write_to` copies them back); a stack of
+        one network holds views of its arrays, so training it changes the network as it goes."""
+        first = nets[0]
+        for k, net in enumerate(nets):
+            if (net.sizes, net.activations, net.dtype) != (first.sizes, first.activations,
+                                                           first.dtype):
+                raise ValueError(f"network {k} has layers {net.sizes} ({net.activation}, "
+                                 f"{net.dtype}); network 0 has {first.sizes} "
+                                 f"({first.activation}, {first.dtype}): they cannot be stacked")
+        if len(nets) == 1:
+            return cls([W[None] for W in first.weights], [b[None] for b in first.biases],
+                       first.activations)
+        return cls([np.stack([net.weights[l] for net in nets]) for l in range(len(first.weights))],
+                   [np.stack([net.biases[l] for net in nets]) for l in range(len(first.biases))],
+                   first.activations)
+
+    def __len__(self) -> int:
+        return len(self.weights[0])
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.weights[0].dtype
+
+    @property
+    def parameters(self) -> list[Array]:
+        """[W_0, b_0, W_1, b_1, ...] stacked, the arrays an optimiser updates in place."""
+        return [p for W, b in zip(self.weights, self.biases) for p in (W, b)]
+
+    def member(self, k: int) -> Network:
+        """Network k as a `Network` whose arrays are views into the stack."""
+        return Network([W[k] for W in self.weights], [b[k] for b in self.biases],
+                       self.activations[0], self.activations[-1])
+
+    def write_to(self, nets: Sequence[Network]) -> None:
+        for k, net in enumerate(nets):
+            for p, stacked in zip(net.parameters, self.parameters):
+                if not np.shares_memory(p, stacked):
+                    np.copyto(p, stacked[k])
+
+    def costs(self, X: Array, y: Array, s: slice) -> list[float]:
+        """C_k = ½‖a_L − y‖² / n on one shared set (X (n, in), y (n, out)) for the networks of `s`:
+        the products of `Network.cost`, broadcast over the stack, CHUNK rows at a time."""
+        n = len(X)
+        total = np.zeros(len(range(*s.indices(len(self)))))
+        for i in range(0, n, CHUNK):
+            a = X[i : i + CHUNK]
+            for W, b, f in zip(self.weights, self.biases, self.activations):
+                z = np.matmul(a, W[s].swapaxes(1, 2))  # z_l = a_{l-1} W_lᵀ, per network
+                z += b[s][:, None, :]
+                a = ACTIVATE[f](z)
+            err = a - y[i : i + CHUNK]
+            total += [cost_from_error(e, 1) for e in err]
+        return (total / n).tolist() if n > CHUNK else [float(t) / n for t in total]
+
+    def backprop(self, s: slice, xT: Array, y: Array, ws: StackWorkspace) -> list[float]:
+        """One forward and backward pass for the networks of `s`, each on its own batch; returns
+        their costs C_k, gradients in `ws` (its first m slices, m = the networks in `s`).
+
+        xT: (m, n_inputs, n), the batches with one column per example; y: (m, n, n_outputs).
+        """
+        m, n = xT.shape[0], xT.shape[2]
+        acts = self.activations
+        aT = xT
+        for W, b, zT, f in zip(self.weights, self.biases, ws.a_T, acts):
+            np.matmul(W[s], aT, out=zT[:m])  # z_lᵀ = W_l a_{l-1}ᵀ + b_l
+            zT[:m] += b[s][:, :, None]
+            aT = ACTIVATE[f](zT[:m])  # z's buffer now holds a_l
+        deltaT = ws.delta_T[-1][:m]
+        np.subtract(aT, y.swapaxes(1, 2), out=deltaT)
+        costs = [cost_from_error(d, n) for d in deltaT]
+        deltaT *= deltaT.dtype.type(1 / n)  # every gradient below is then a mean over examples
+        BACKPROP[acts[-1]](aT, deltaT)
+        for l in range(len(self.weights) - 1, -1, -1):
+            a_prevT = xT if l == 0 else ws.a_T[l - 1][:m]
+            np.matmul(deltaT, a_prevT.swapaxes(1, 2), out=ws.grad_W[l][:m])
+            np.matmul(deltaT, ws.ones, out=ws.grad_b[l][:m])  # Σ over examples, as δᵀ·1
+            if l > 0:
+                WT = self.weights[l][s].swapaxes(1, 2)
+                if WT.shape[2] == 1:  # one neuron: W_lᵀ δ_lᵀ is an outer product
+                    np.multiply(WT, deltaT, out=ws.delta_T[l - 1][:m])
+                else:
+                    np.matmul(WT, deltaT, out=ws.delta_T[l - 1][:m])
+                deltaT = BACKPROP[acts[l - 1]](a_prevT, ws.delta_T[l - 1][:m])
+        return costs
+
+
+@dataclass
+class StackWorkspace:
+    """Buffers for a batch size n and up to K networks: `a_T[l]`, `delta_T[l]` of shape
+    (K, neurons, n), gradients of the parameters' shapes; a pass over m networks uses the
+    first m slices."""
+
+    batch_size: int
+    a_T: list[Array]
+    delta_T: list[Array]
+    grad_W: list[Array]
+    grad_b: list[Array]
+    ones: Array
+
+    @classmethod
+    def for_stack(cls, stack: Stack, n: int) -> StackWorkspace:
+        dt, K = stack.dtype, len(stack)
+        return cls(n,
+                   [np.empty((K, len(b[0]), n), dt) for b in stack.biases],
+                   [np.empty((K, len(b[0]), n), dt) for b in stack.biases],
+                   [np.empty_like(W) for W in stack.weights],
+                   [np.empty_like(b) for b in stack.biases],
+                   np.ones(n, dt))
+
+    def grads(self, start: int, stop: int) -> list[Array]:
+        """[∂C/∂W_0, ∂C/∂b_0, ...] of the pass's networks start..stop-1 (offsets in the pass)."""
+        return [g[start:stop] for gW, gb in zip(self.grad_W, self.grad_b) for g in (gW, gb)]
+
+    def member(self, j: int) -> Workspace:
+        """The pass's j-th network's buffers as a one-network `Workspace` (for diagnostics)."""
+        return Workspace(self.batch_size, [], [], [g[j] for g in self.grad_W],
+                         [g[j] for g in self.grad_b], [a[j] for a in self.a_T],
+                         [d[j] for d in self.delta_T], self.ones)
