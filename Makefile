@@ -7,6 +7,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 ARGS   ?=
+PORT   ?= 5000
 RUNTIME := $(VENV)/.installed-runtime
 DEV     := $(VENV)/.installed-dev
 
@@ -41,9 +42,10 @@ test: lint  ## lint, type-check, then the whole test suite
 bench: $(RUNTIME)  ## peer benchmarks (numbers, not pass/fail); see bench/README.md
 	$(PY) bench/peers.py
 
-ui: $(RUNTIME)  ## browse the runs: http://127.0.0.1:5000
-	$(VENV)/bin/mlflow ui --host 127.0.0.1 --port 5000 \
-		--backend-store-uri sqlite:///$(CURDIR)/mlruns/mlflow.db
+# the runs table of the default experiment, in the model-training view: it prints
+# http://127.0.0.1:$(PORT)/#/experiments/<id>/runs?workflowType=machine_learning
+ui: $(RUNTIME)  ## browse the runs: make ui [PORT=5000] [ARGS="tracking.experiment=..."]
+	MLFLOW_DISABLE_TELEMETRY=true $(PY) -m pipelines.ui port=$(PORT) $(ARGS)
 
 server: $(DEV)  ## shared MLflow server, PostgreSQL + logins: MLFLOW_AUTH_ADMIN_PASSWORD=... make server
 	MLFLOW_DISABLE_TELEMETRY=true $(PY) server/mlflow_server.py $(ARGS)

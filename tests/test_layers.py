@@ -28,7 +28,7 @@ THIRD_PARTY = {  # layer -> the third-party top-level packages it may import (be
     "nn": {"numpy", "scipy"},
     "data": {"numpy", "scipy", "pandas", "sklearn"},
     "pipeline": {"numpy", "scipy", "pandas", "sklearn", "omegaconf", "tqdm"},
-    "plots": {"numpy", "pandas", "matplotlib"},
+    "plots": {"numpy", "pandas", "matplotlib", "plotly"},
     "tracking": {"numpy", "pandas", "mlflow", "threadpoolctl", "filelock"},
     "experiments": {"numpy", "pandas", "scipy", "statsmodels", "mlflow", "omegaconf"},
     "__init__": set(),

@@ -4,6 +4,7 @@ logged, best first), the plots, all logged to the parent run; and the MLflow UI 
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import signal
@@ -26,7 +27,8 @@ from tests.conftest import compose_command
 
 from .test_sweeps import diverging_sweep, sweep_runs  # noqa: F401  (the shared sweep fixture)
 
-PLOTS = ("loss_vs_lr.png", "learning_curves.png", "heatmap_lr_depth.png", "gradient_flow_l0.png")
+PLOTS = ("loss_vs_lr.png", "learning_curves.png", "heatmap_lr_depth.png", "gradient_flow_l0.png",
+         "report.html")
 
 
 @pytest.fixture(scope="module")
@@ -52,8 +54,8 @@ def test_compare_writes_the_table_and_the_plots(compared: dict[str, Any]) -> Non
         assert row["run_name"] == child.info.run_name
         assert row["train.lr"] == pytest.approx(float(child.data.params["train.lr"]))
         assert row["depth"] == int(child.data.params["depth"])
-        assert row["val_mse"] == pytest.approx(child.data.metrics["val_mse"])
-        assert row["test_r2"] == pytest.approx(child.data.metrics["test_r2"])
+        for key in ("val_mse", "test_r2"):  # nan for a diverged job, which logs no scores
+            assert row[key] == pytest.approx(child.data.metrics.get(key, math.nan), nan_ok=True)
         assert row["epochs_run"] == child.data.metrics["epochs_run"]
         expected = "DIVERGED" if child.data.tags.get("diverged") == "true" else "FINISHED"
         assert row["status"] == expected
@@ -73,6 +75,26 @@ def test_compare_logs_everything_to_the_parent_run(compared: dict[str, Any]) -> 
     client, parent, _ = sweep_runs(compared["uri"])
     logged = {Path(a.path).name for a in client.list_artifacts(parent.info.run_id, "compare")}
     assert {"jobs.csv", "jobs.md", *PLOTS} <= logged
+
+
+def test_compare_describes_the_parent_run_with_links_to_the_runs(
+        compared: dict[str, Any]) -> None:
+    """The parent's description (the UI's Markdown) is the comparison: the best job and
+    best_run_id as links, the finished jobs ranked, the diverged ones apart, the report."""
+    _, parent, children = sweep_runs(compared["uri"])
+    text = parent.data.tags["mlflow.note.content"]
+    eid, best = parent.info.experiment_id, parent.data.tags["best_run_id"]
+    link = f"(#/experiments/{eid}/runs/{best}?workflowType=machine_learning)"
+    assert f"best_run_id: [`{best}`]{link}" in text
+    ranked, rest = text.split("**Did not finish** (not ranked):")
+    for child in children:
+        diverged = child.data.tags.get("diverged") == "true"
+        assert (child.info.run_id in rest) == diverged
+        assert (child.info.run_id in ranked) == (not diverged)
+    assert "| 1 | 0.01 | 10 |" in text and "| 2 | 0.01 | 10 |" in text  # the lr frontier
+    assert "artifacts/compare/report.html" in text
+    page = (compared["out"] / "report.html").read_text()
+    assert "learning rate (log10 axis)" in page and page.count('class="plotly-graph-div"') == 3
 
 
 def test_compare_finds_a_sweep_by_id_prefix_and_names_a_missing_one(

@@ -5,25 +5,32 @@ Reads the sweep's parent run and its children from MLflow (the latest sweep unle
 is given) and writes, into `out` (default: <sweep dir>/compare, else ./sweep-<id>-compare):
   jobs.csv, jobs.md            every job: params, final metrics, status, duration; best first
   loss_vs_lr.png               final validation loss against lr (log x), one line per depth
-  learning_curves.png          the per-epoch validation cost of every job, overlaid
+  learning_curves.png          the per-epoch validation cost of every job, a panel per depth
   heatmap_lr_depth.png         the ranking metric over lr x depth, mean ± CI and tier
   gradient_flow_l0.png         the first layer's gradient norm of every job (diag.every > 0)
+  report.html                  interactive (Plotly, offline): parallel coordinates on a log10
+                               lr axis, learning curves per depth with bands, the heatmap
+The parent run's description (`mlflow.note.content`) becomes the comparison
+(`experiments.sweep_report`).
 """
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from backprop_lab.experiments import sweep_stats, sweeps
+from backprop_lab.experiments import sweep_report, sweep_stats, sweeps
 from backprop_lab.pipeline.config import CompareCommand
-from backprop_lab.plots import sweep_plots
+from backprop_lab.plots import interactive, sweep_plots
+from backprop_lab.tracking import ui
 from backprop_lab.tracking.store import open_client, resolve_uri
 
 CURVE_KEYS = ("val_loss", "val_cost", "train_loss", "train_cost")  # per-epoch, first found wins
 FLOW_KEY = "diag.grad_norm.l0"  # the first layer's gradient norm (nn.diagnostics)
+CELL_CURVES = "curves.csv"  # optional artifact: repeat, fold, epoch and per-epoch CURVE_KEYS
 
 
 def output_folder(out: str | None, sweep_dir: str | None, sweep_id: str) -> Path:
@@ -47,6 +54,28 @@ def metric_history(client: Any, run: Any, key: str) -> tuple[str, list[float]]:
     """A job's per-epoch values of `key`, by step."""
     history = client.get_metric_history(run.info.run_id, key)
     return str(run.info.run_name), [m.value for m in sorted(history, key=lambda m: m.step)]
+
+
+def cell_curves(client: Any, run: Any, folder: Path) -> list[list[float]]:
+    """A job's learning curves, one per score cell: from its `curves.csv` artifact (columns
+    repeat, fold, epoch and a per-epoch key) when it logged one, else its one logged curve."""
+    run_id = run.info.run_id
+    if any(a.path == CELL_CURVES for a in client.list_artifacts(run_id)):
+        frame = pd.read_csv(client.download_artifacts(run_id, CELL_CURVES, str(folder)))
+        key = next((k for k in CURVE_KEYS if k in frame and frame[k].notna().any()), None)
+        if key is not None:
+            return [list(cell.sort_values("epoch")[key])
+                    for _, cell in frame.groupby(["repeat", "fold"])]
+    values = learning_curve(client, run)[1]
+    return [values] if values else []
+
+
+def mean_curve(cells: list[list[float]]) -> list[float]:
+    """The epoch-wise mean of a job's cell curves (the curve itself when there is one)."""
+    if len(cells) == 1:
+        return cells[0]
+    length = max(len(c) for c in cells)
+    return [float(pd.Series([c[i] for c in cells if i < len(c)]).mean()) for i in range(length)]
 
 
 def compare(cmd: CompareCommand) -> Path:
@@ -75,27 +104,40 @@ def compare(cmd: CompareCommand) -> Path:
     table.to_csv(out / "jobs.csv", index=False)
     (out / "jobs.md").write_text(f"# Sweep {sweep_id}\n\n{text}\n\n"
                                  + sweeps.to_markdown(table))
-    curves = {name: values for name, values in
-              (learning_curve(client, run) for run in runs) if values}
-    diverged = {str(r.info.run_name) for r in runs if sweeps.job_status(r) != "FINISHED"}
+    with tempfile.TemporaryDirectory(prefix="backprop-curves-") as tmp:
+        cells = {r.info.run_id: cell_curves(client, r, Path(tmp) / r.info.run_id) for r in runs}
+    cells = {run_id: found for run_id, found in cells.items() if found}
+    curves = {run_id: mean_curve(found) for run_id, found in cells.items()}
+    higher = sweeps.higher_is_better(metric)
     if not table.empty:
-        higher = sweeps.higher_is_better(metric)
         sweep_plots.loss_vs_lr(table, metric, out / "loss_vs_lr.png", edge)
         sweep_plots.heatmap(table, metric, out / "heatmap_lr_depth.png", higher, edge)
-    sweep_plots.learning_curves(curves, out / "learning_curves.png", diverged)
-    flow = {name: values for name, values in
-            (metric_history(client, run, FLOW_KEY) for run in runs) if values}
-    if flow:
-        sweep_plots.learning_curves(flow, out / "gradient_flow_l0.png", diverged,
-                                    ylabel="‖∂C/∂W_0‖, first layer (mean over batches)",
-                                    title="Gradient reaching the first layer, every job")
+        sweep_plots.learning_curves(curves, table, out / "learning_curves.png",
+                                    title="Learning curves of every job")
+        params = sweeps.param_columns(runs, swept)
+        interactive.sweep_report(table, cells, metric, out / "report.html", higher, params,
+                                 f"Sweep {sweep_id[:8]}", text)
+        flow = {r.info.run_id: values for r in runs
+                for _, values in [metric_history(client, r, FLOW_KEY)] if values}
+        if flow:
+            sweep_plots.learning_curves(
+                flow, table, out / "gradient_flow_l0.png",
+                ylabel="‖∂C/∂W_0‖, first layer (mean over batches)",
+                title="Gradient reaching the first layer, every job")
 
     with pd.option_context("display.width", 200, "display.max_columns", 30,
                            "display.float_format", "{:.4g}".format):
         print(table.drop(columns=["run_id"], errors="ignore").to_string(index=False))
     print(f"\n{text}\nparent run {parent.info.run_id} "
           f"(experiment {parent.info.experiment_id}) at {uri}")
+    if not uri.startswith(("http://", "https://")):  # a server's own URL is the UI's
+        print("in the MLflow UI (make ui): " + ui.run_url(ui.base_url(), parent.info.experiment_id,
+                                                          parent.info.run_id))
     sweep_stats.record(client, parent.info.run_id, runs, assessment, edge)
+    description = sweep_report.describe(table, runs, summary, assessment, edge,
+                                        parent.info.experiment_id, parent.info.run_id,
+                                        tags.get("sweep_preset", ""), compared=cmd.log_artifacts)
+    sweep_report.record(client, parent.info.run_id, description)
     if cmd.log_artifacts:
         client.log_artifacts(parent.info.run_id, str(out), "compare")
         print(f"logged as artifacts of the parent run under compare/; files in {out}")

@@ -4,7 +4,8 @@
 experiment, create the parent run tagged `sweep_id`, and write `<sweep dir>/sweep.json`, which
 every job reads to become a child of the parent in the same experiment; no job ever creates the
 database or the experiment, so parallel workers cannot race. `finish` tags the parent with a
-summary of its children, logs the sweep's records and ends it. No Hydra here:
+summary of its children and a description that compares them (`sweep_report`), logs the
+sweep's records and ends it. No Hydra here:
 `pipelines.callbacks.SweepTracking` passes the values it reads from Hydra's config.
 """
 
@@ -18,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from backprop_lab.experiments import sweep_stats, sweeps
+from backprop_lab.experiments import sweep_report, sweep_stats, sweeps
 from backprop_lab.tracking.liveness import Heartbeat, mark_stale
 from backprop_lab.tracking.store import Run, Store, resolve_uri
 
@@ -41,6 +42,7 @@ class SweepRun:
     sweep_id: str
     sweep_dir: Path
     heartbeat: Heartbeat
+    preset: str = ""
 
     @classmethod
     def start(cls, uri: str | None, experiment: str, sweep_dir: Path, preset: str,
@@ -58,7 +60,7 @@ class SweepRun:
         (sweep_dir / SWEEP_FILE).write_text(json.dumps(marker, indent=2))
         log.info("sweep %s: parent MLflow run %s in experiment %r (%s) at %s", sweep_id,
                  parent.run_id, store.experiment, store.experiment_id, uri)
-        return cls(parent, sweep_id, sweep_dir, Heartbeat(parent).__enter__())
+        return cls(parent, sweep_id, sweep_dir, Heartbeat(parent).__enter__(), preset)
 
     def finish(self, status: str) -> sweeps.Summary:
         """Tag the parent with its children's summary, log the sweep's records, end it."""
@@ -71,8 +73,11 @@ class SweepRun:
             failed = {r.info.run_id for r in children if sweeps.job_status(r) != "FINISHED"}
             assessment = sweep_stats.assess(parent.client, children, summary.metric, failed)
             table = sweeps.jobs_table(children, metric=summary.metric)
-            sweep_stats.record(parent.client, parent.run_id, children, assessment,
-                               sweep_stats.frontier(table))
+            edge = sweep_stats.frontier(table)
+            sweep_stats.record(parent.client, parent.run_id, children, assessment, edge)
+            sweep_report.record(parent.client, parent.run_id, sweep_report.describe(
+                assessment.columns(table), children, summary, assessment, edge,
+                parent.store.experiment_id, parent.run_id, self.preset))
             names = {r.info.run_id: str(r.info.run_name) for r in children}
             summary.notes.append(assessment.text(names))
             if summary.best_value is not None:

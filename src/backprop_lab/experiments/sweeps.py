@@ -23,10 +23,12 @@ PARENT_FILTER = "tags.sweep_role = 'parent'"
 # final metrics shown in the table, in this order, when the children logged them
 METRICS = ("val_mse", "val_rmse", "val_r2", "test_mse", "test_rmse", "test_r2", "best_val_loss",
            "epochs_run", "cv_std.val_mse", "cv_std.test_r2")
-ALWAYS_PARAMS = ("train.lr", "depth", "model.hidden_layers")
-NEVER_PARAMS = ("tracking.run_name",)
-# swept keys already shown by another column: model.depth and model.hidden as depth/hidden_layers
-ALIASES = {"model.depth": "depth", "model.hidden": "model.hidden_layers"}
+# the architecture is one param, `hidden` (the widths that trained), with `depth` and `width`;
+# runs logged before that have `model.hidden_layers`
+ALWAYS_PARAMS = ("train.lr", "depth", "hidden", "model.hidden_layers")
+NEVER_PARAMS = ("tracking.run_name", "train.log10_lr")  # log10_lr: for the UI's axes only
+# swept keys shown by the architecture's columns
+ALIASES = {"model.depth": "depth", "model.width": "width", "model.hidden": "hidden"}
 
 
 class SweepNotFound(NotFound):

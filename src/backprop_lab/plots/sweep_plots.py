@@ -1,19 +1,25 @@
 """The pictures of a sweep, drawn from its jobs table (`sweeps.jobs_table`) and learning curves:
-final validation loss against the learning rate (one line per depth), all learning curves
-overlaid, and a learning-rate x depth heatmap."""
+final validation loss against the learning rate (one line per depth), the learning curves (one
+panel per depth, coloured by learning rate, jobs that did not finish dashed and crossed where
+they ended), and a learning-rate x depth heatmap. The interactive report is `plots.interactive`."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from matplotlib import colormaps
+from matplotlib.axes import Axes
 from matplotlib.colors import LogNorm, Normalize
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 
 LR, DEPTH = "train.lr", "depth"
+Colour = tuple[float, float, float, float]
+GREY: Colour = (0.5, 0.5, 0.5, 1.0)  # a job without a learning rate
 
 
 def _save(fig: Figure, path: Path) -> Path:
@@ -83,34 +89,91 @@ def loss_vs_lr(table: pd.DataFrame, metric: str, path: Path,
     return _save(fig, path)
 
 
-def learning_curves(curves: Mapping[str, Sequence[float]], path: Path,
-                    diverged: Collection[str] = (),
-                    ylabel: str = "validation loss (training units)",
-                    title: str = "Learning curves of all jobs") -> Path:
-    """Every job's per-epoch curve overlaid (log y), labelled by run name; diverged jobs dashed,
-    and the y range that of the other jobs."""
-    fig = Figure(figsize=(7, 4.5))
-    ax = fig.subplots()
-    kept = []
-    for name, values in curves.items():
-        y = np.asarray(values, dtype=float)
-        y = np.where(np.isfinite(y) & (y > 0), y, np.nan)
-        style = "--" if name in diverged else "-"
-        ax.plot(np.arange(len(y)), y, style, label=name, linewidth=1.2, marker="." if len(y) < 3
-                else None)
-        if name not in diverged:
-            kept.append(y)
+def _lr_colours(lrs: Sequence[float]) -> dict[float, Colour]:
+    """One colour per learning rate, ordered (dark: small lr, bright: large), evenly spaced on
+    a perceptually uniform colormap so that neighbours stay distinguishable."""
+    cmap = colormaps["plasma"]
+    ordered = sorted(lr for lr in set(lrs) if math.isfinite(lr))
+    steps = np.linspace(0.0, 0.85, max(len(ordered), 2))  # plasma's last 15% is pale yellow
+    return {lr: cmap(x) for lr, x in zip(ordered, steps)}
+
+
+def _jobs(table: pd.DataFrame) -> pd.DataFrame:
+    """run_id -> name, lr, depth (-1 when not logged) and whether it finished."""
+    jobs = pd.DataFrame({"run_id": table["run_id"],
+                         "name": table.get("run_name", table["run_id"]).astype(str)})
+    jobs["lr"] = pd.to_numeric(table[LR], errors="coerce") if LR in table else np.nan
+    jobs["depth"] = (pd.to_numeric(table[DEPTH], errors="coerce").fillna(-1)
+                     if DEPTH in table else -1)
+    jobs["finished"] = table["status"] == "FINISHED" if "status" in table else True
+    return jobs.set_index("run_id")
+
+
+def draw_learning_curves(curves: Mapping[str, Sequence[float]], table: pd.DataFrame,
+                         ylabel: str = "validation loss (training units)",
+                         title: str = "Learning curves") -> Figure:
+    """Every job's per-epoch curve (`curves`: run id -> values by epoch), one panel per depth,
+    coloured by learning rate (log y, the range of the finished jobs). A job that did not
+    finish is dashed, with a cross where its curve ends (pinned to the top edge when its last
+    value is off the chart or not finite): the point where it blew up."""
+    jobs = _jobs(table).reindex(list(curves))
+    jobs["depth"] = jobs["depth"].fillna(-1)
+    jobs["finished"] = jobs["finished"].fillna(False).astype(bool)
+    depths = sorted(set(jobs["depth"])) or [-1.0]
+    cols = min(len(depths), 4)
+    rows = math.ceil(len(depths) / cols)
+    fig = Figure(figsize=(3.6 * cols + 1.0, 3.3 * rows + 1.2))
+    axes = np.atleast_1d(fig.subplots(rows, cols, sharey=True, squeeze=False)).ravel()
+    colours = _lr_colours(list(jobs["lr"]))
+    kept = [np.asarray(curves[r], dtype=float) for r in jobs.index[jobs["finished"]]]
+    kept_all = np.concatenate(kept) if kept else np.array([])
+    limits = _log_limits(kept_all)
+    ends: list[tuple[Axes, float, float, Colour]] = []
+    for ax, depth in zip(axes, depths):
+        here = jobs[jobs["depth"] == depth].sort_values("lr")
+        for run_id, job in here.iterrows():
+            y = np.asarray(curves[str(run_id)], dtype=float)
+            colour = colours.get(job["lr"], GREY)
+            shown = np.where(np.isfinite(y) & (y > 0), y, np.nan)
+            style = "-" if job["finished"] else "--"
+            ax.plot(np.arange(len(y)), shown, style, color=colour, linewidth=1.3,
+                    marker="." if len(y) < 3 else None)
+            if not job["finished"] and len(y):
+                ends.append((ax, float(len(y) - 1), float(y[-1]), colour))
+        ax.set(xlabel="epoch", title=f"depth {int(depth)}" if depth >= 0 else "all jobs")
+        if len(here):
+            ax.set_yscale("log")
+    for ax in axes[len(depths):]:
+        ax.set_visible(False)
+    axes[0].set_ylabel(ylabel)
+    if limits is not None:
+        axes[0].set_ylim(*limits)
+    for ax, x, last, colour in ends:
+        top = ax.get_ylim()[1]
+        ax.plot([x], [last if math.isfinite(last) and 0 < last <= top else top], "x", color=colour,
+                markersize=9, markeredgewidth=2, clip_on=False)
     if not curves:
-        ax.text(0.5, 0.5, "no per-epoch metrics logged\n(cross-validated runs log final ones)",
-                ha="center", va="center", transform=ax.transAxes)
-    else:
-        ax.set_yscale("log")
-        limits = _log_limits(np.concatenate(kept)) if kept else None
-        if limits is not None:
-            ax.set_ylim(limits[0], limits[1])
-        ax.legend(fontsize="x-small", ncol=2 if len(curves) > 10 else 1)
-    ax.set(xlabel="epoch", ylabel=ylabel, title=f"{title} (diverged: dashed)")
-    return _save(fig, path)
+        axes[0].text(0.5, 0.5, "no per-epoch metrics logged", ha="center", va="center",
+                     transform=axes[0].transAxes)
+    handles = [Line2D([], [], color=colour, label=f"lr={lr:g}") for lr, colour in colours.items()]
+    if (~jobs["finished"]).any():
+        handles.append(Line2D([], [], color="grey", linestyle="--", marker="x",
+                              label="did not finish (× where it ended)"))
+    ncol = min(len(handles), 6)
+    if handles:
+        fig.legend(handles=handles, loc="lower center", ncol=ncol, fontsize="small")
+    fig.suptitle(title)
+    fig.tight_layout(rect=(0, 0.05 * math.ceil(len(handles) / max(ncol, 1)) + 0.02, 1, 1))
+    return fig
+
+
+def learning_curves(curves: Mapping[str, Sequence[float]], table: pd.DataFrame, path: Path,
+                    ylabel: str = "validation loss (training units)",
+                    title: str = "Learning curves") -> Path:
+    """`draw_learning_curves`, saved to `path`."""
+    fig = draw_learning_curves(curves, table, ylabel, title)
+    fig.savefig(path, dpi=100)
+    return path
 
 
 def heatmap(table: pd.DataFrame, metric: str, path: Path, higher_better: bool = False,

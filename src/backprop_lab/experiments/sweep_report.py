@@ -1,0 +1,153 @@
+"""The sweep parent's description: the comparison, as Markdown the MLflow UI renders.
+
+Set as the parent's tag `mlflow.note.content` when the sweep ends and again by `compare`:
+the outcome in a line, the best job (and `best_run_id`) as links to their runs, the finished
+jobs ranked with their CI, p against the best and tier, the learning-rate frontier per depth,
+and, listed apart and never ranked, the jobs that diverged or failed. Links are relative to
+the UI (`#/experiments/<id>/runs/<run_id>`), so they work on any host and port.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import pandas as pd
+
+from backprop_lab.experiments import sweeps
+from backprop_lab.experiments.sweep_stats import LR, Assessment
+from backprop_lab.tracking.ui import run_link
+
+DESCRIPTION = "mlflow.note.content"  # the MLflow UI shows this tag as the run's description
+LIMIT = 7900  # MLflow keeps at most 8000 characters of a tag value
+HIDDEN = ("model.hidden_layers", "model.hidden", "hidden")  # the widths' param, first found
+REPORT = "compare/report.html"
+
+
+def _cell(value: Any, digits: str = ".4g") -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    if isinstance(value, float):
+        return format(value, digits)
+    return str(value).replace("|", "\\|")
+
+
+def _link(name: Any, experiment_id: str, run_id: str) -> str:
+    label = str(name).replace("|", "\\|").replace("[", "(").replace("]", ")")
+    return f"[{label}]({run_link(experiment_id, run_id)})"
+
+
+def ranked_table(finished: pd.DataFrame, metric: str, experiment_id: str,
+                 tested: bool) -> list[str]:
+    """One Markdown row per finished job, best first (the table's order)."""
+    hidden = next((h for h in HIDDEN if h in finished), None)
+    has_ci = "ci_low" in finished and finished["ci_low"].notna().any()
+    extra = [m for m in ("test_r2", "epochs_run") if m in finished and m != metric]
+    header = ["#", "job", "lr", "depth", *([hidden] if hidden else []), metric,
+              *(["95% CI"] if has_ci else []), *(["p vs best", "tier"] if tested else []),
+              *extra]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for rank, job in enumerate(finished.to_dict("records"), start=1):
+        values = [str(rank), _link(job["run_name"], experiment_id, job["run_id"]),
+                  _cell(job.get(LR)), _cell(job.get("depth"))]
+        values += [_cell(job.get(hidden))] if hidden else []
+        values.append(_cell(job.get(metric)))
+        if has_ci:
+            low, high = job.get("ci_low", math.nan), job.get("ci_high", math.nan)
+            values.append("" if math.isnan(low) else f"{low:.4g} – {high:.4g}")
+        if tested:
+            values += [_cell(job.get("p_vs_best"), ".2g"), _cell(job.get("tier"))]
+        values += [_cell(job.get(m)) for m in extra]
+        lines.append("| " + " | ".join(values) + " |")
+    return lines
+
+
+def frontier_table(edge: dict[str, float]) -> list[str]:
+    """Per depth: the largest learning rate that trained, the smallest that diverged."""
+    depths = sorted({k.rsplit(".", 1)[1] for k in edge},
+                    key=lambda d: (not d.startswith("depth_"), d))
+    if not depths:
+        return []
+    lines = ["| depth | largest lr that trained | smallest lr that diverged |", "|---|---|---|"]
+    for d in depths:
+        ok, bad = edge.get(f"lr_max_stable.{d}"), edge.get(f"lr_min_diverged.{d}")
+        lines.append(f"| {d.removeprefix('depth_')} | {'' if ok is None else f'{ok:g}'} | "
+                     f"{'none' if bad is None else f'{bad:g}'} |")
+    return lines
+
+
+def unfinished(table: pd.DataFrame, runs: Sequence[Any], experiment_id: str) -> list[str]:
+    """A line per job that diverged, failed, was killed or still runs: how and where."""
+    tags = {r.info.run_id: r.data.tags for r in runs}
+    lines = []
+    for job in table.to_dict("records"):
+        run_tags = tags.get(job["run_id"], {})
+        how = str(job["status"])
+        if how == "DIVERGED":
+            epoch = run_tags.get("diverged_epoch")
+            cells = run_tags.get("diverged_cells")
+            how += f" at epoch {epoch}" if epoch else (f" in cells {cells}" if cells else "")
+            if run_tags.get("last_finite_cost"):
+                how += f" (last finite cost {float(run_tags['last_finite_cost']):.4g})"
+        elif run_tags.get("error"):
+            how += f": {run_tags['error'][:160]}"
+        lines.append(f"- {_link(job['run_name'], experiment_id, job['run_id'])}: {how}")
+    return lines
+
+
+def describe(table: pd.DataFrame, runs: Sequence[Any], summary: sweeps.Summary,
+             assessment: Assessment, edge: dict[str, float], experiment_id: str,
+             parent_run_id: str, preset: str = "", compared: bool = False) -> str:
+    """The parent's description (see the module docstring); at most `LIMIT` characters: the
+    ranked table loses its last rows first, naming how many it left out."""
+    metric = summary.metric
+    higher = sweeps.higher_is_better(metric)
+    total = sum(summary.counts.values())
+    counts = ", ".join(f"{n} {s.lower()}" for s, n in sorted(summary.counts.items()))
+    reused = f" ({summary.reused} reused from earlier runs)" if summary.reused else ""
+    what = f" `{preset}`" if preset and preset != "cli" else ""
+    head = [f"**Sweep{what} `{summary.sweep_id[:8]}`**: {total} jobs: {counts or 'none'}"
+            f"{reused}."]
+    if summary.best_run_id:
+        row = table[table["run_id"] == summary.best_run_id]
+        ci = ""
+        if len(row) and "ci_low" in row and pd.notna(row["ci_low"].iloc[0]):
+            ci = f" (95% CI {row['ci_low'].iloc[0]:.4g} – {row['ci_high'].iloc[0]:.4g})"
+        link = run_link(experiment_id, summary.best_run_id)
+        head.append(f"**Best:** {_link(summary.best_name, experiment_id, summary.best_run_id)}"
+                    f", {metric} {summary.best_value:.4g}{ci}; "
+                    f"best_run_id: [`{summary.best_run_id}`]({link})")
+    else:
+        head.append("**No job finished**: nothing to rank.")
+    status = table["status"] if "status" in table else pd.Series(dtype=str)
+    finished = table[status == "FINISHED"]
+    tiers = assessment.text({}).splitlines()[0]
+    ranked_intro = (f"**Finished jobs, ranked by {metric}** ({'higher' if higher else 'lower'}"
+                    f" is better). {tiers[0].upper()}{tiers[1:]}")
+    edge_lines = frontier_table(edge)
+    tail: list[str] = []
+    if edge_lines:
+        tail += ["**Learning-rate frontier** (per depth):", "\n".join(edge_lines)]
+    rest = unfinished(table[status != "FINISHED"], runs, experiment_id)
+    if rest:
+        tail += ["**Did not finish** (not ranked):", "\n".join(rest)]
+    report = f"[{REPORT}]({run_link(experiment_id, parent_run_id, f'artifacts/{REPORT}')})"
+    tail.append(f"**Interactive report** (parallel coordinates on a log10 lr axis, learning "
+                f"curves per depth with bands, heatmap): {report}; plots and `jobs.csv` beside "
+                "it under Artifacts." if compared else "Plots, tables and an interactive report: "
+                f"`python -m pipelines.compare sweep_id={summary.sweep_id[:8]}`.")
+    for shown in range(len(finished), -1, -1):
+        lines = ranked_table(finished.head(shown), metric, experiment_id, assessment.tested)
+        if shown < len(finished):
+            where = "`compare/jobs.md`" if compared else "`python -m pipelines.compare`"
+            lines.append(f"\n… and {len(finished) - shown} more finished jobs: {where}")
+        text = "\n\n".join([*head, ranked_intro, "\n".join(lines), *tail])
+        if len(text) <= LIMIT:
+            return text
+    return text[:LIMIT]
+
+
+def record(client: Any, parent_run_id: str, text: str) -> None:
+    """Set `text` as the parent run's description."""
+    client.set_tag(parent_run_id, DESCRIPTION, text)
