@@ -40,7 +40,6 @@ from backprop_lab.tracking import ui
 from tests.conftest import compose_command
 from tests.experiments.test_sweeps import DIVERGING, run_sweep
 
-pytestmark = pytest.mark.slow
 WAIT = 120  # seconds for the React UI to show an element (a few on an idle machine)
 
 
@@ -151,6 +150,17 @@ def evidence(browser: Any, folder: Path) -> Iterator[None]:
         raise
 
 
+@pytest.mark.parametrize("ci", ["true", ""])
+def test_a_missing_browser_skips_here_and_fails_in_ci(monkeypatch: pytest.MonkeyPatch,
+                                                      ci: str) -> None:
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    monkeypatch.setenv("CI", ci)
+    outcome = pytest.fail.Exception if ci else pytest.skip.Exception
+    with pytest.raises(outcome, match="no chromium, chromedriver: apt-get install"):
+        browser_paths()
+
+
+@pytest.mark.slow
 def test_the_ui_shows_the_sweep_and_its_description(
         swept: dict[str, Any], server: dict[str, Any], browser: Any, tmp_path: Path) -> None:
     from selenium.webdriver.common.by import By

@@ -204,3 +204,28 @@ def test_a_resumed_sweep_lists_the_runs_it_reused(
     assert table["reused"].all() and len(table) == 2
     summary = sweeps.summarize(found, "f" * 32, parent_run_id=parent)
     assert summary.reused == 2 and "(2 reused from earlier runs)" in summary.text()
+
+
+def test_a_job_with_cell_curves_gives_one_curve_per_cell(tmp_path: Path) -> None:
+    """A job that logs `curves.csv` (repeat, fold, epoch, val_loss) gives the report one curve
+    per score cell, for its bands; its mean is what learning_curves.png draws."""
+    from types import SimpleNamespace
+
+    from backprop_lab.experiments.compare import CELL_CURVES, cell_curves, mean_curve
+
+    frame = pd.DataFrame({"repeat": [0, 0, 0, 0, 1, 1], "fold": [0, 0, 1, 1, 0, 0],
+                          "epoch": [1, 0, 0, 1, 0, 1], "val_loss": [2.0, 3.0, 5.0, 4.0, 7.0, 6.0]})
+
+    class Client:
+        def list_artifacts(self, run_id: str) -> list[Any]:
+            return [SimpleNamespace(path=CELL_CURVES)]
+
+        def download_artifacts(self, run_id: str, path: str, folder: str) -> str:
+            Path(folder).mkdir(parents=True, exist_ok=True)
+            frame.to_csv(Path(folder) / path, index=False)
+            return str(Path(folder) / path)
+
+    run = SimpleNamespace(info=SimpleNamespace(run_id="r1", run_name="lr=0.1"))
+    cells = cell_curves(Client(), run, tmp_path / "r1")
+    assert cells == [[3.0, 2.0], [5.0, 4.0], [7.0, 6.0]]  # by epoch, one per (repeat, fold)
+    assert mean_curve(cells) == [5.0, 4.0]
