@@ -12,7 +12,7 @@ for bit (tests/nn/test_stacked.py); the script checks it once per K.
 against one network on one split (same config otherwise: the default Adam with early stopping),
 with `train.stacked=true` and `false`. Stages only, no MLflow.
 
-`--memory`: peak resident memory (above the interpreter's baseline after imports and data) of
+`--memory`: peak resident memory (above the interpreter's after imports; the data included) of
 a 125-network stack on Boston, and of W3's network (100-256-256-1 relu, batch 1024) training one
 epoch on 1,000,000 float32 rows held in memory; each in its own process.
 """
@@ -127,11 +127,11 @@ def peak_rss_mib() -> float:
 
 def memory_case(case: str) -> None:
     """Run in a child process: print baseline and peak resident MiB and the data's MiB."""
+    base = peak_rss_mib()  # the interpreter with numpy and the package imported
     if case == "stack125":
         X, y = boston()
         data_mib = (X.nbytes + y.nbytes) / 2**20
         nets = networks(125)
-        base = peak_rss_mib()
         train_many(nets, [TrainData(X, y)] * 125,
                    TrainConfig(optimizer="adam", lr=1e-3, epochs=3, batch_size=64),
                    [np.random.default_rng(i) for i in range(125)])
@@ -142,21 +142,20 @@ def memory_case(case: str) -> None:
         data_mib = (X.nbytes + y.nbytes) / 2**20
         net = Network.create([100, 256, 256, 1], np.random.default_rng(1), "relu",
                              dtype="float32")
-        base = peak_rss_mib()
         train(net, X, y, TrainConfig(optimizer="adam", lr=1e-3, epochs=1, batch_size=1024), rng)
     peak = peak_rss_mib()
-    print(f"{case} {base:.1f} {peak:.1f} {data_mib:.1f}")
+    print(f"{case} {base:.3f} {peak:.3f} {data_mib:.4f}")
 
 
 def memory_table() -> None:
-    print("| case | data MiB | peak above baseline MiB | ratio to data |")
+    print("| case | data MiB | peak above the interpreter's MiB (data included) | ratio to data |")
     print("|---|---:|---:|---:|")
     for case, label in (("stack125", "125 networks, Boston, batch 64"),
                         ("w3_1m", "W3 network, 1,000,000×100 float32, batch 1024")):
         out = subprocess.run([sys.executable, __file__, "--memory-case", case], check=True,
                              capture_output=True, text=True).stdout.split()
         base, peak, data = map(float, out[1:4])
-        print(f"| {label} | {data:.1f} | {peak - base:.1f} | {(peak - base) / data:.2f} |")
+        print(f"| {label} | {data:.2f} | {peak - base:.1f} | {(peak - base) / data:.2f} |")
 
 
 def main() -> None:

@@ -1,6 +1,7 @@
 """Sweep speed: the `lr_depth` grid (20 jobs) on Boston with the basic and the joblib launcher.
 
     .venv/bin/python bench/sweep.py [--launchers basic joblib] [--repeat 1] [KEY=VALUE ...]
+    .venv/bin/python bench/sweep.py --launchers basic --stacked true false -- eval.cv_folds=5
 
 Extra KEY=VALUE arguments are passed to every sweep (e.g. train.epochs=200,
 tracking.log_model=true). Each sweep runs as a user would run it, `python -m pipelines.train -m
@@ -101,6 +102,8 @@ def main() -> None:
     parser.add_argument("--launchers", nargs="+", default=["basic", "joblib"])
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument("--stacked", nargs="+", default=[], metavar="true|false",
+                        help="also alternate train.stacked=VALUE within each repeat")
     parser.add_argument("overrides", nargs="*", help="KEY=VALUE passed to every sweep")
     args = parser.parse_args()
     import numpy  # noqa: F401  (loads BLAS for the report)
@@ -112,24 +115,32 @@ def main() -> None:
         template, migrate_s = migrated_store(Path(tmp))
         print(f"creating a new store (migrations, once per store, not in the numbers): "
               f"{migrate_s:.1f} s")
+        variants = [(f"{launcher}{f' stacked={v}' if v else ''}", launcher,
+                     [f"train.stacked={v}"] if v else [])
+                    for launcher in args.launchers for v in (args.stacked or [""])]
         for rep in range(args.repeat):
-            for launcher in args.launchers:  # alternate launchers within a repeat
-                r = run_sweep(template, Path(tmp) / f"{launcher}-{rep}", launcher, args.overrides)
+            order = variants if rep % 2 == 0 else variants[::-1]
+            for label, launcher, extra in order:  # alternate variants within a repeat
+                folder = Path(tmp) / f"{label.replace(' ', '-').replace('=', '-')}-{rep}"
+                r = run_sweep(template, folder, launcher, [*args.overrides, *extra])
+                r["launcher"] = label
                 results.append(r)
-                print(f"{launcher:>7} #{rep}: {r['jobs']} jobs in {r['wall_s']:.1f} s "
+                print(f"{label:>7} #{rep}: {r['jobs']} jobs in {r['wall_s']:.1f} s "
                       f"= {r['jobs_per_min']:.1f} jobs/min | training {r['training_share']:.0%} "
                       f"MLflow {r['mlflow_share']:.0%} start-up {r['startup_share']:.0%} "
                       f"other {r['other_share']:.0%} | per job: {r['job_mean_s']:.2f} s, "
                       f"training {r['training_per_job_s']:.2f} s, MLflow "
                       f"{r['mlflow_per_job_s']:.2f} s | {','.join(r['statuses'])}", flush=True)
     print("\nmedians over repeats")
-    print(f"{'launcher':>8} {'jobs/min':>9} {'training':>9} {'MLflow':>7} {'start-up':>9} "
-          f"{'other':>6}")
-    for launcher in args.launchers:
+    print(f"{'variant':>8} {'wall s':>7} {'jobs/min':>9} {'training':>9} {'MLflow':>7} "
+          f"{'start-up':>9} {'other':>6}")
+    for launcher, _, _ in variants:
         mine = [r for r in results if r["launcher"] == launcher]
         med = {k: statistics.median(r[k] for r in mine) for k in
-               ("jobs_per_min", "training_share", "mlflow_share", "startup_share", "other_share")}
-        print(f"{launcher:>8} {med['jobs_per_min']:>9.1f} {med['training_share']:>9.0%} "
+               ("wall_s", "jobs_per_min", "training_share", "mlflow_share", "startup_share",
+                "other_share")}
+        print(f"{launcher:>8} {med['wall_s']:>7.1f} {med['jobs_per_min']:>9.1f} "
+              f"{med['training_share']:>9.0%} "
               f"{med['mlflow_share']:>7.0%} {med['startup_share']:>9.0%} "
               f"{med['other_share']:>6.0%}")
     if args.json:

@@ -25,6 +25,7 @@ import numpy as np
 
 Array = np.ndarray
 OPTIMIZERS = ("gd", "sgd", "momentum", "adam", "adamw")
+Weights = list[tuple[Array, Array]]  # (W_l stacked (K, out, in), ∂C/∂W_l of the updated networks)
 
 
 def per_network(values: Array, p: Array) -> Array:
@@ -52,14 +53,20 @@ class Rule:
         if not np.isfinite([*self.lr, *self.weight_decay]).all():
             raise ValueError("train.lr and train.weight_decay must be finite")
 
-    def step(self, params: list[Array], grads: list[Array], s: slice | None = None) -> None:
+    def step(self, params: list[Array], grads: list[Array], s: slice | None = None,
+             weights: Weights | None = None) -> None:
         """Update the networks of the slice `s` of stacked `params` with their `grads`; without
-        `s`, `params` are one network's [W_0, b_0, ...] (a stack of one)."""
+        `s`, `params` are one network's [W_0, b_0, ...] (a stack of one). `weights` are the
+        (W_l, ∂C/∂W_l) pairs weight decay applies to: by default the 3-D (stacked W) ones among
+        `params`; a stack whose parameters are one flat array names them."""
         if s is None:
             params, grads, s = [p[None] for p in params], [g[None] for g in grads], slice(0, 1)
-        self.update(params, grads, s)
+        if weights is None:
+            weights = [(p, g) for p, g in zip(params, grads) if is_weight(p)]
+        self.update(params, grads, s, weights)
 
-    def update(self, params: list[Array], grads: list[Array], s: slice) -> None:
+    def update(self, params: list[Array], grads: list[Array], s: slice,
+               weights: Weights) -> None:
         raise NotImplementedError
 
     def permute(self, perm: list[int]) -> None:
@@ -71,15 +78,13 @@ class Rule:
         """Every array with one entry per network."""
         return [self.lr, self.weight_decay]
 
-    def decay(self, params: list[Array], grads: list[Array], s: slice) -> None:
+    def decay(self, weights: Weights, s: slice) -> None:
         """L2: g ← g + λ·W for the networks of `s` whose λ is not 0 (for λ = 0 the gradient
         is left untouched rather than given + 0·W, so no bit differs from no decay)."""
         lam = self.weight_decay[s]
         if not lam.any():
             return
-        for p, g in zip(params, grads):
-            if not is_weight(p):
-                continue
+        for p, g in weights:
             if lam.all():
                 g += per_network(lam, p) * p[s]
             else:
@@ -91,8 +96,9 @@ class Rule:
 class GradientDescent(Rule):
     """p ← p − lr·g: the tutorial's rule (full batch), and plain SGD on mini-batches."""
 
-    def update(self, params: list[Array], grads: list[Array], s: slice) -> None:
-        self.decay(params, grads, s)
+    def update(self, params: list[Array], grads: list[Array], s: slice,
+               weights: Weights) -> None:
+        self.decay(weights, s)
         for p, g in zip(params, grads):
             g *= per_network(self.lr[s], p)
             p[s] -= g
@@ -105,8 +111,9 @@ class Momentum(Rule):
     momentum: float = 0.9
     velocity: list[Array] = field(default_factory=list)
 
-    def update(self, params: list[Array], grads: list[Array], s: slice) -> None:
-        self.decay(params, grads, s)
+    def update(self, params: list[Array], grads: list[Array], s: slice,
+               weights: Weights) -> None:
+        self.decay(weights, s)
         if not self.velocity:
             self.velocity = [np.zeros_like(p) for p in params]
         for p, g, v in zip(params, grads, self.velocity):
@@ -141,16 +148,17 @@ class Adam(Rule):
     v: list[Array] = field(default_factory=list)
     scratch: list[Array] = field(default_factory=list, repr=False)
 
-    def update(self, params: list[Array], grads: list[Array], s: slice) -> None:
+    def update(self, params: list[Array], grads: list[Array], s: slice,
+               weights: Weights) -> None:
         if not self.m:
             self.m = [np.zeros_like(p) for p in params]
             self.v = [np.zeros_like(p) for p in params]
             self.scratch = [np.empty_like(p) for p in params]
             self.t = np.zeros(len(params[0]), np.int64)
         if self.decoupled:
-            self.shrink(params, s)
+            self.shrink(weights, s)
         else:
-            self.decay(params, grads, s)
+            self.decay(weights, s)
         self.t[s] += 1
         # the bias corrections in Python floats, per network, as torch computes them
         t = self.t[s].tolist()
@@ -174,13 +182,12 @@ class Adam(Rule):
     def state(self) -> list[Array]:
         return [*super().state(), *self.m, *self.v, *([self.t] if self.m else [])]
 
-    def shrink(self, params: list[Array], s: slice) -> None:
+    def shrink(self, weights: Weights, s: slice) -> None:
         """AdamW: W ← W·(1 − lr·λ) for the networks of `s` whose λ is not 0."""
         lam = self.weight_decay[s]
-        for p in params:
-            if is_weight(p):
-                for j in np.flatnonzero(lam):
-                    p[s][j] *= p.dtype.type(1 - self.lr[s][j] * lam[j])
+        for p, _ in weights:
+            for j in np.flatnonzero(lam):
+                p[s][j] *= p.dtype.type(1 - self.lr[s][j] * lam[j])
 
 
 def lerp(start: Array, end: Array, w: float, tmp: Array) -> None:

@@ -12,10 +12,11 @@ per example), the equations are the tutorial's with a leading network axis:
               ∂C_k/∂W_l[k] = δ_lᵀ[k] a_{l−1}[k],       ∂C_k/∂b_l[k] = δ_lᵀ[k] · 1
 
 `np.matmul` on a stack calls, for each slice, the GEMM that a 2-D product with the same strides
-calls, and elementwise passes do not depend on the array's shape; so network k's numbers are
-exactly those of training it alone (tests/nn/test_stacked.py checks every optimiser and
-activation bit for bit). `Network.backprop` is the same pass for one network, kept as the readable
-reference that the gradient checks test.
+calls, and elementwise passes do not depend on the array's shape (the optimiser updates all of
+a network's parameters, held in one row of `Stack.flat`, in one pass per operation); so network
+k's numbers are exactly those of training it alone (tests/nn/test_stacked.py checks every
+optimiser and activation bit for bit). `Network.backprop` is the same pass for one network,
+kept as the readable reference that the gradient checks test.
 """
 
 from __future__ import annotations
@@ -32,18 +33,39 @@ Array = np.ndarray
 CHUNK = 8192  # rows per forward pass when scoring a whole set: memory stays O(CHUNK × width)
 
 
+def layer_views(flat: Array, sizes: list[int]) -> tuple[list[Array], list[Array]]:
+    """W_l (K, out, in) and b_l (K, out) as views into the rows of flat (K, P): each network's
+    parameters are one contiguous row [W_0, b_0, W_1, b_1, ...], so that an optimiser updates
+    all of them in one pass per operation, and each W_l[k] is a C-ordered matrix (a GEMM
+    operand as it is for one network)."""
+    K, weights, biases, offset = len(flat), [], [], 0
+    for n_in, n_out in zip(sizes, sizes[1:]):
+        weights.append(flat[:, offset : offset + n_out * n_in].reshape(K, n_out, n_in))
+        offset += n_out * n_in
+        biases.append(flat[:, offset : offset + n_out])
+        offset += n_out
+    return weights, biases
+
+
+def n_parameters(sizes: list[int]) -> int:
+    return sum(n_out * (n_in + 1) for n_in, n_out in zip(sizes, sizes[1:]))
+
+
 @dataclass
 class Stack:
-    """The parameters of K networks with the same layer sizes, activations and dtype."""
+    """The parameters of K networks with the same layer sizes, activations and dtype, in one
+    (K, P) array `flat`; `weights` and `biases` are its per-layer views."""
 
-    weights: list[Array]  # W_l, shape (K, out, in)
-    biases: list[Array]  # b_l, shape (K, out)
+    flat: Array  # (K, P): network k's [W_0, b_0, W_1, b_1, ...], flattened
+    sizes: list[int]  # [n_inputs, *hidden, n_outputs]
     activations: list[str]  # one per layer: hidden layers, then the output layer
+
+    def __post_init__(self) -> None:
+        self.weights, self.biases = layer_views(self.flat, self.sizes)
 
     @classmethod
     def of(cls, nets: Sequence[Network]) -> Stack:
-        """A stack holding copies of `nets`' parameters (`write_to` copies them back); a stack of
-        one network holds views of its arrays, so training it changes the network as it goes."""
+        """A stack holding copies of `nets`' parameters; `get` copies them back."""
         first = nets[0]
         for k, net in enumerate(nets):
             if (net.sizes, net.activations, net.dtype) != (first.sizes, first.activations,
@@ -51,23 +73,22 @@ class Stack:
                 raise ValueError(f"network {k} has layers {net.sizes} ({net.activation}, "
                                  f"{net.dtype}); network 0 has {first.sizes} "
                                  f"({first.activation}, {first.dtype}): they cannot be stacked")
-        if len(nets) == 1:
-            return cls([W[None] for W in first.weights], [b[None] for b in first.biases],
-                       first.activations)
-        return cls([np.stack([net.weights[l] for net in nets]) for l in range(len(first.weights))],
-                   [np.stack([net.biases[l] for net in nets]) for l in range(len(first.biases))],
-                   first.activations)
+        stack = cls(np.empty((len(nets), n_parameters(first.sizes)), first.dtype), first.sizes,
+                    first.activations)
+        for k, net in enumerate(nets):
+            stack.set(k, net)
+        return stack
 
     def __len__(self) -> int:
-        return len(self.weights[0])
+        return len(self.flat)
 
     @property
     def dtype(self) -> np.dtype:
-        return self.weights[0].dtype
+        return self.flat.dtype
 
     @property
     def parameters(self) -> list[Array]:
-        """[W_0, b_0, W_1, b_1, ...] stacked, the arrays an optimiser updates in place."""
+        """[W_0, b_0, W_1, b_1, ...] stacked: views into `flat`."""
         return [p for W, b in zip(self.weights, self.biases) for p in (W, b)]
 
     def member(self, k: int) -> Network:
@@ -75,11 +96,15 @@ class Stack:
         return Network([W[k] for W in self.weights], [b[k] for b in self.biases],
                        self.activations[0], self.activations[-1])
 
-    def write_to(self, nets: Sequence[Network]) -> None:
-        for k, net in enumerate(nets):
-            for p, stacked in zip(net.parameters, self.parameters):
-                if not np.shares_memory(p, stacked):
-                    np.copyto(p, stacked[k])
+    def set(self, k: int, net: Network) -> None:
+        """Copy `net`'s parameters into slot k."""
+        for stacked, p in zip(self.parameters, net.parameters):
+            np.copyto(stacked[k], p)
+
+    def get(self, k: int, net: Network) -> None:
+        """Copy slot k's parameters into `net` (in place: its arrays stay its own)."""
+        for p, stacked in zip(net.parameters, self.parameters):
+            np.copyto(p, stacked[k])
 
     def costs(self, X: Array, y: Array, s: slice) -> list[float]:
         """C_k = ½‖a_L − y‖² / n on one shared set (X (n, in), y (n, out)) for the networks of `s`:
@@ -131,15 +156,18 @@ class Stack:
 @dataclass
 class StackWorkspace:
     """Buffers for a batch size n and up to K networks: `a_T[l]`, `delta_T[l]` of shape
-    (K, neurons, n), gradients of the parameters' shapes; a pass over m networks uses the
-    first m slices."""
+    (K, neurons, n), and the gradients in `grad` (K, P), laid out as `Stack.flat` with per-layer
+    views `grad_W`, `grad_b`; a pass over m networks uses the first m slices."""
 
     batch_size: int
     a_T: list[Array]
     delta_T: list[Array]
-    grad_W: list[Array]
-    grad_b: list[Array]
+    grad: Array
+    sizes: list[int]
     ones: Array
+
+    def __post_init__(self) -> None:
+        self.grad_W, self.grad_b = layer_views(self.grad, self.sizes)
 
     @classmethod
     def for_stack(cls, stack: Stack, n: int) -> StackWorkspace:
@@ -147,13 +175,7 @@ class StackWorkspace:
         return cls(n,
                    [np.empty((K, len(b[0]), n), dt) for b in stack.biases],
                    [np.empty((K, len(b[0]), n), dt) for b in stack.biases],
-                   [np.empty_like(W) for W in stack.weights],
-                   [np.empty_like(b) for b in stack.biases],
-                   np.ones(n, dt))
-
-    def grads(self, start: int, stop: int) -> list[Array]:
-        """[∂C/∂W_0, ∂C/∂b_0, ...] of the pass's networks start..stop-1 (offsets in the pass)."""
-        return [g[start:stop] for gW, gb in zip(self.grad_W, self.grad_b) for g in (gW, gb)]
+                   np.empty_like(stack.flat), stack.sizes, np.ones(n, dt))
 
     def member(self, j: int) -> Workspace:
         """The pass's j-th network's buffers as a one-network `Workspace` (for diagnostics)."""

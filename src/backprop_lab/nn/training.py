@@ -217,9 +217,9 @@ class StackTrainer:
         self.opt = make_optimizer(cfg.optimizer, [c.lr for c in configs], cfg.momentum,
                                   [c.weight_decay for c in configs], cfg.beta1, cfg.beta2,
                                   cfg.eps)
-        self.params = self.stack.parameters
-        self.best = [p.copy() for p in self.params]
-        self.start = [p.copy() for p in self.params]
+        self.flat = self.stack.flat  # slot s's parameters: one row
+        self.best = self.flat.copy()  # the weights each network will end with if it stops
+        self.start = self.flat.copy()  # the weights at the start of the epoch (no validation)
         self.workspaces: dict[int, StackWorkspace] = {}
         self.buffers: dict[int, tuple[Array, Array]] = {}
 
@@ -239,10 +239,10 @@ class StackTrainer:
                 self.compact()
             for s, m in enumerate(self.slots):
                 if m.history.diverged or cfg.patience is not None:
-                    for p, kept in zip(self.params, self.best):
-                        np.copyto(p[s], kept[s])
+                    np.copyto(self.flat[s], self.best[s])
         finally:  # interrupted too: the networks hold the weights trained so far
-            self.stack.write_to([self.nets[m.index] for m in self.slots])
+            for s, m in enumerate(self.slots):
+                self.stack.get(s, self.nets[m.index])
         return [m.history for m in sorted(self.slots, key=lambda m: m.index)]
 
     def costs(self, slots: Sequence[int]) -> list[float]:
@@ -259,8 +259,7 @@ class StackTrainer:
         cfg, members = self.cfg, [self.slots[s] for s in live]
         keep_start = np.array([m.live and not m.data.has_val for m in self.slots])
         if keep_start.any():
-            for kept, p in zip(self.start, self.params):
-                np.copyto(kept, p, where=keep_start.reshape(-1, *(1,) * (p.ndim - 1)))
+            np.copyto(self.start, self.flat, where=keep_start[:, None])
         for s, m in zip(live, members):
             if m.diagnostics is not None and m.diagnostics.due(epoch):
                 m.diagnostics.start(self.stack.member(s))
@@ -292,7 +291,9 @@ class StackTrainer:
             else:  # its epoch ends here, as it would alone
                 m.stepping = False
         for fa, fb in runs(finite, lambda s: 0):
-            self.opt.step(self.params, ws.grads(fa - a, fb - a), slice(fa, fb))
+            self.opt.step([self.flat], [ws.grad[fa - a : fb - a]], slice(fa, fb),
+                          [(W, gW[fa - a : fb - a]) for W, gW in zip(self.stack.weights,
+                                                                     ws.grad_W)])
 
     def batch(self, a: int, b: int, i: int) -> tuple[Array, Array]:
         """Batch i of slots a..b-1: xT (m, n_inputs, n), y (m, n, n_outputs)."""
@@ -342,14 +343,15 @@ class StackTrainer:
                 h.best_cost, h.best_epoch, m.since_best = monitored, epoch, 0
                 # with validation, the weights after the epoch; without, the cost is that of
                 # the weights at its start
-                for kept, p, started in zip(self.best, self.params, self.start):
-                    np.copyto(kept[s], p[s] if s in val else started[s])
+                np.copyto(self.best[s], self.flat[s] if s in val else self.start[s])
             else:
                 m.since_best += 1
             values = {"train_cost": train_cost}
             if s in val:
                 values["val_cost"] = monitored
             values.update(h.diag.get(epoch, {}))
+            if m.callbacks:  # they may look at the network: give it this epoch's weights
+                self.stack.get(s, self.nets[m.index])
             for callback in m.callbacks:
                 callback(epoch, values)
             if cfg.patience is not None and m.since_best > cfg.patience:
@@ -362,9 +364,8 @@ class StackTrainer:
                 + [s for s, m in enumerate(self.slots) if not m.live])
         if perm == sorted(perm):
             return
-        for arrays in (self.params, self.best, self.start):
-            for p in arrays:
-                p[:] = p[perm]
+        for arrays in (self.flat, self.best, self.start):
+            arrays[:] = arrays[perm]
         self.opt.permute(perm)
         self.slots = [self.slots[s] for s in perm]
 

@@ -73,6 +73,20 @@ def scores_table(cells: list[Cell]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def curves_table(cells: list[Cell]) -> pd.DataFrame:
+    """curves.csv: the per-epoch costs of every cell (member 0's for an ensemble, as a single
+    run logs them), one row per (repeat, fold, epoch); `val_loss` is empty without a
+    validation split. `compare` draws a job's band over its cells from it."""
+    frames = []
+    for c in cells:
+        h = c.result.histories[0]
+        val = h.val_cost if h.val_cost else [np.nan] * len(h.train_cost)
+        frames.append(pd.DataFrame({"repeat": c.repeat, "fold": c.fold,
+                                    "epoch": np.arange(len(h.train_cost)),
+                                    "train_loss": h.train_cost, "val_loss": val}))
+    return pd.concat(frames, ignore_index=True)
+
+
 def run_folds(cfg: Config, ds: Dataset) -> list[Result]:
     """K-fold cross-validation (see `fold_setups`), the folds' networks trained as one stack."""
     return stages.complete_many(cfg, fold_setups(cfg, ds))
