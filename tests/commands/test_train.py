@@ -38,7 +38,7 @@ def test_tutorial_one_layer_logs_a_complete_run(store_uri: str, tmp_path: Path) 
     client, run = only_run(store_uri)
     assert run.info.status == "FINISHED"
     params, metrics, tags = run.data.params, run.data.metrics, run.data.tags
-    assert params["train.lr"] == "8e-07" and params["model.hidden"] == "[]"
+    assert params["train.lr"] == "8e-07" and params["hidden"] == "[]"
     assert params["model.init"] == "uniform" and params["normalize.features"] == "none"
     assert params["depth"] == "0"
     history = client.get_metric_history(run.info.run_id, "train_loss")
@@ -76,7 +76,7 @@ def test_default_run_reaches_r2_and_its_pyfunc_model_matches(
     features = raw.drop(columns=["MEDV"])
     monkeypatch.chdir(tmp_path)  # the model loads from any directory
     mlflow.set_tracking_uri(store_uri)
-    model = mlflow.pyfunc.load_model(f"runs:/{run.info.run_id}/model")
+    model = mlflow.pyfunc.load_model(run.data.tags["model_uri"])  # models:/<model_id>
     served = model.predict(features)
     x, y = result.prepared.x_scaler, result.prepared.y_scaler
     local = y.inverse_transform(result.network.predict(x.transform(features.to_numpy(float))))

@@ -16,7 +16,7 @@ def test_run_returns_metrics_run_id_and_network(store_uri: str) -> None:
     assert result.status == "FINISHED" and 0 < result.metrics["test_r2"] < 1
     run = MlflowClient(store_uri).get_run(result.run_id)
     assert run.data.metrics["test_r2"] == result.metrics["test_r2"]
-    assert run.data.params["model.hidden"] == "[8]"
+    assert run.data.params["hidden"] == "[8]" and "model.hidden" not in run.data.params
     assert isinstance(result.network, backprop_lab.Network)
     assert result.network.sizes == [13, 8, 1]
     assert np.isfinite(result.network.predict(np.zeros((2, 13)))).all()

@@ -19,15 +19,16 @@ from backprop_lab.tracking import provenance
 
 
 def write_artifacts(folder: Path, config: DictConfig, result: Result,
-                    git_diff: str, hydra_dir: Path | None) -> Path:
+                    git_diff: str, hydra_dir: Path | None, best_kept: bool = False) -> Path:
     """Everything a reader or a rerun needs, written to `folder`; returns the model .npz path:
     config.yaml and provenance, model.npz (weights, scalers, column names), scaler.npz,
-    predictions_test.csv, learning_curve.png and predicted_vs_actual.png."""
+    predictions_test.csv, learning_curve.png (its best epoch marked when `best_kept`: the
+    network holds that epoch's weights) and predicted_vs_actual.png."""
     write_provenance(folder, config, git_diff, hydra_dir)
     ds = result.dataset
     model_npz = write_model(folder, ds, result.prepared, result.network)
     result.evaluation.predictions.to_csv(folder / "predictions_test.csv", index=False)
-    run_plots.learning_curve(result.histories, folder / "learning_curve.png")
+    run_plots.learning_curve(result.histories, folder / "learning_curve.png", best_kept)
     target = ds.target_names[0]
     preds = result.evaluation.predictions
     if f"actual_{target}" in preds:

@@ -25,13 +25,15 @@ from omegaconf import DictConfig, OmegaConf
 
 from backprop_lab.data.load import Dataset
 from backprop_lab.errors import BackpropLabError, Interrupted
-from backprop_lab.experiments import reproduce, statistics
+from backprop_lab.experiments import reproduce, run_record, statistics
 from backprop_lab.experiments.artifacts import write_artifacts, write_model, write_provenance
 from backprop_lab.experiments.report import (
+    Story,
     describe,
     print_cells_report,
     print_report,
     print_run_line,
+    target_units,
 )
 from backprop_lab.nn import diagnostics
 from backprop_lab.nn.ensemble import Model
@@ -41,7 +43,7 @@ from backprop_lab.pipeline.config import Config, hidden_layers
 from backprop_lab.plots.run_plots import gradient_flow
 from backprop_lab.tracking import provenance
 from backprop_lab.tracking.liveness import Heartbeat, mark_stale
-from backprop_lab.tracking.store import MetricBuffer, Run, Store, flatten, resolve_uri
+from backprop_lab.tracking.store import MetricBuffer, Run, Store, resolve_uri
 
 log = logging.getLogger(__name__)
 DESCRIPTION = "mlflow.note.content"  # the MLflow UI shows this tag as the run's description
@@ -68,7 +70,8 @@ def run_name(config: Config, overrides: list[str], swept: list[str] | None = Non
         if key.startswith(("tracking.", "hydra")) or (swept and key not in swept):
             continue
         short.append(f"{key.split('.')[-1]}={value}")
-    return ",".join(short)[:200] or f"{config.data.name}-{hidden_layers(config.model)}"
+    widths = "x".join(str(w) for w in hidden_layers(config.model)) or "no-hidden"
+    return ",".join(short)[:200] or f"{config.data.name}-{widths}"
 
 
 def start_tags(config: Config, overrides: list[str], git: dict[str, str]) -> dict[str, str]:
@@ -88,6 +91,7 @@ def run_job(cfg: DictConfig, overrides: list[str], hydra_dir: Path | None,
     sweep.json), the run is a child of the sweep's parent; with `reuse`, a job that a finished
     run already did (same config_hash) is not trained again, unless `rerun.force`."""
     config = to_config(cfg)
+    cfg = run_record.with_hidden(cfg, hidden_layers(config.model))  # what config.yaml says
     ds = stages.load(config.data)
     stages.check_fits(config, ds)
     sweep = sweep or {}
@@ -109,7 +113,7 @@ def run_job(cfg: DictConfig, overrides: list[str], hydra_dir: Path | None,
     run = Run.start(store, name, tags, sweep.get("parent_run_id"))
     try:
         with Heartbeat(run), sigterm_as_interrupt():
-            return tracked_pipeline(cfg, config, run, hydra_dir, ds, git["diff"])
+            return tracked_pipeline(cfg, config, run, hydra_dir, ds, git["diff"], name)
     except KeyboardInterrupt as err:
         how = err.signal_name if isinstance(err, Interrupted) else "SIGINT"
         end_run(run, "KILLED", {"interrupted": "true", "stop_reason": f"interrupted by {how}"})
@@ -145,13 +149,13 @@ def reused(store: Store, run: Any, sweep: dict[str, Any], overrides: list[str]) 
 
 
 def tracked_pipeline(cfg: DictConfig, config: Config, run: Run, hydra_dir: Path | None,
-                     ds: Dataset, git_diff: str) -> JobOutcome:
+                     ds: Dataset, git_diff: str, name: str = "") -> JobOutcome:
     """The stages inside an open run: params, data tags, training with per-epoch metrics in
-    batches, final metrics, artifacts, the served model, and the run's end status."""
+    batches, final metrics, artifacts, the served model (after the final metrics, so that it
+    links them), the description and the run's end status."""
     hidden = hidden_layers(config.model)
-    params = flatten(OmegaConf.to_container(cfg, resolve=True))  # type: ignore[arg-type]
-    params.update({"depth": str(len(hidden)), "model.hidden_layers": str(hidden)})
-    run.log_params(params)
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    run.log_params(run_record.run_params(resolved, hidden))  # type: ignore[arg-type]
     run.set_tags({"data_fingerprint": ds.fingerprint, "data_source": ds.source,
                   "data_shape": f"{ds.X.shape[0]}x{ds.X.shape[1]}"})
     if config.eval.cv_folds >= 2 or config.eval.repeats > 1:
@@ -169,44 +173,56 @@ def tracked_pipeline(cfg: DictConfig, config: Config, run: Run, hydra_dir: Path 
         raise
     train_seconds = time.perf_counter() - started
     buffer.flush()
-    history, metrics = result.history, dict(result.evaluation.metrics)
-    metrics["epochs_run"] = history.epochs_run
-    if history.val_cost:
-        metrics["best_val_loss"] = history.best_cost
-    run.log_metrics(metrics)
+    patience, history, first = config.train.patience, result.history, result.histories[0]
+    blown_up = run_record.diverged_point(first)  # member 0's curve is the one logged
+    if blown_up:
+        run.log_metrics(blown_up, step=first.diverged_epoch or 0)
+    metrics = run_record.final_metrics(result.evaluation.metrics, patience, history)
+    step = run_record.final_step(patience, first)
+    run.log_metrics(metrics, step=step)
     with tempfile.TemporaryDirectory(prefix="backprop-lab-") as tmp:
         folder = Path(tmp)
-        model_npz = write_artifacts(folder, cfg, result, git_diff, hydra_dir)
+        model_npz = write_artifacts(folder, cfg, result, git_diff, hydra_dir,
+                                    run_record.best_kept(patience, first))
         crossval.scores_table([crossval.Cell(0, 0, result)]).to_csv(folder / "scores.csv",
                                                                     index=False)
-        if result.histories[0].diag:
-            gradient_flow(result.histories[0].diag, folder / "gradient_flow.png",
-                          diagnostics.flags(result.histories[0].diag))
+        if first.diag:
+            gradient_flow(first.diag, folder / "gradient_flow.png", diagnostics.flags(first.diag))
         run.log_artifacts(folder)
         if config.tracking.log_model and not history.diverged:
             from backprop_lab.tracking.served_model import log_pyfunc_model  # mlflow.pyfunc: ~1 s
 
-            log_pyfunc_model(run, model_npz, ds, result.prepared.split.X_test[:5])
-    diag_flags = diagnostics.flags(result.histories[0].diag)
+            model_uri = log_pyfunc_model(run, model_npz, ds, result.prepared.split.X_test[:5],
+                                         run_record.model_name(name), step)
+            run.set_tags({"model_uri": model_uri})
+    diag_flags = diagnostics.flags(first.diag)
     if diag_flags:
         run.set_tags({f"diag.{flag}": where for flag, where in diag_flags.items()})
         log.warning("gradient flow: %s", "; ".join(f"{f} ({w})" for f, w in diag_flags.items()))
     status = "FAILED" if history.diverged else "FINISHED"
-    run.set_tags({DESCRIPTION: describe(status, metrics, history.stop_reason, diag_flags,
-                                        ds.target_names[0])})
-    run.set_tags({"stop_reason": history.stop_reason, "best_epoch": str(history.best_epoch),
-                  "seconds_training": f"{train_seconds:.3f}",
-                  "seconds_mlflow": f"{run.seconds_in_mlflow:.3f}"})
+    stopped = run_record.how_it_stopped(patience, history)
+    if config.model.ensemble > 1 and history.diverged:
+        stopped += f" (ensemble member {len(result.histories) - 1})"
+    story = Story(status, metrics, stopped, ds.target_names[0],
+                  target_units(config.data.name, ds.target_names[0]), history.diverged,
+                  config.train.lr, run_record.network_text(config, ds, hidden), flags=diag_flags)
+    tags = {DESCRIPTION: describe(story), "stop_reason": history.stop_reason,
+            "seconds_training": f"{train_seconds:.3f}",
+            "seconds_mlflow": f"{run.seconds_in_mlflow:.3f}"}
+    if run_record.best_kept(patience, history):
+        tags["best_epoch"] = str(history.best_epoch)
+    run.set_tags(tags)
     if history.diverged:
         run.set_tags({"diverged": "true", "diverged_epoch": str(history.diverged_epoch),
                       "last_finite_cost": str(history.last_finite_cost)})
-        if config.model.ensemble > 1:  # fit stops at the first diverged member
-            run.set_tags({"diverged_member": str(len(result.histories) - 1)})
+        if config.model.ensemble > 1:  # the first diverged member (the others trained on)
+            run.set_tags({"diverged_member": str(result.diverged_member)})
         print(f"\nDIVERGED: {history.stop_reason}. The run is recorded as FAILED with tag "
               "diverged=true; try a smaller train.lr.")
     print_report(result, config.eval.n_examples)
     print(f"\ntraining {train_seconds:.2f} s, MLflow calls {run.seconds_in_mlflow:.2f} s")
-    print_run_line(run.run_id, status, run.store.experiment, run.store.uri)
+    print_run_line(run.run_id, status, run.store.experiment, run.store.experiment_id,
+                   run.store.uri)
     run.end(status)
     return JobOutcome(run.run_id, status, metrics, reproduce.objective(metrics, status),
                       result.network)
@@ -262,7 +278,10 @@ def score_cells(config: Config, ds: Dataset, run: Run) -> JobOutcome:
         metrics.update({name: ci.mean, f"{name}_mean": ci.mean, f"{name}_std": ci.std,
                         f"{name}_ci_low": ci.low, f"{name}_ci_high": ci.high})
     diverged = [f"r{c.repeat}f{c.fold}" for c in cells if c.result.history.diverged]
-    run.log_metrics({k: v for k, v in metrics.items() if not math.isnan(v)})
+    # a diverged cell's scores are those of weights training did not produce: no scores then
+    logged = ({"n_cells_diverged": float(len(diverged))} if diverged else
+              {k: v for k, v in metrics.items() if not math.isnan(v)})
+    run.log_metrics(logged)
     with tempfile.TemporaryDirectory(prefix="backprop-lab-") as tmp:
         scores.to_csv(Path(tmp) / "scores.csv", index=False)
         run.log_artifacts(Path(tmp))
@@ -273,11 +292,25 @@ def score_cells(config: Config, ds: Dataset, run: Run) -> JobOutcome:
         if config.eval.repeats == 1:
             run.set_tags({"diverged_folds": str([c.fold for c in cells
                                                  if c.result.history.diverged])})
-    cells_text = f"{len(cells)} score cells"
-    stopped = f"diverged in cells {', '.join(diverged)}" if diverged else "completed in every cell"
-    run.set_tags({DESCRIPTION: describe(status, metrics, stopped, {}, ds.target_names[0],
-                                        cells_text)})
+    what = [f"{config.eval.cv_folds}-fold CV"] if config.eval.cv_folds >= 2 else []
+    what += [f"{config.eval.repeats} repeats"] if config.eval.repeats > 1 else []
+    cells_text = f"{' x '.join(what)}, {len(cells)} score cells"
+    if diverged:
+        first = next(c.result.history for c in cells if c.result.history.diverged)
+        stopped = (f"diverged in cells {', '.join(diverged)} (the first: "
+                   f"{run_record.how_it_stopped(config.train.patience, first)})")
+    else:
+        stopped = "completed in every cell"
+    story = Story(status, logged, stopped, ds.target_names[0],
+                  target_units(config.data.name, ds.target_names[0]), bool(diverged),
+                  config.train.lr, run_record.network_text(config, ds, hidden_layers(config.model)),
+                  cells_text)
+    run.set_tags({DESCRIPTION: describe(story)})
     print_cells_report(config.eval.cv_folds, config.eval.repeats, metrics)
-    print_run_line(run.run_id, status, run.store.experiment, run.store.uri)
+    if diverged:
+        print(f"DIVERGED in cells {', '.join(diverged)}: the run is recorded as FAILED with tag "
+              "diverged=true and no scores; try a smaller train.lr.")
+    print_run_line(run.run_id, status, run.store.experiment, run.store.experiment_id,
+                   run.store.uri)
     run.end(status)
-    return JobOutcome(run.run_id, status, metrics, reproduce.objective(metrics, status))
+    return JobOutcome(run.run_id, status, logged, reproduce.objective(logged, status))

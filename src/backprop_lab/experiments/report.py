@@ -1,12 +1,18 @@
-"""What a training run prints when it ends: metrics per split, a few test predictions, where
-the run was logged. The report goes to stdout as is; status messages go through `logging`."""
+"""What a training run prints when it ends (metrics per split, a few test predictions, the URL
+of the run in the MLflow UI) and its description for the UI (`describe`). The report goes to
+stdout as is; status messages go through `logging`."""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 from backprop_lab.data.metrics import METRICS
 from backprop_lab.pipeline.stages import SPLITS, Result
+from backprop_lab.tracking import ui
+
+UNITS = {("boston", "MEDV"): "$1000s"}  # data/README.md
 
 
 def print_report(result: Result, n_examples: int) -> None:
@@ -36,22 +42,78 @@ def print_cells_report(folds: int, repeats: int, metrics: dict[str, float]) -> N
     print(f"{' x '.join(what)} ({cells} cells): " + "; ".join(parts))
 
 
-def print_run_line(run_id: str, status: str, experiment: str, uri: str) -> None:
+def print_run_line(run_id: str, status: str, experiment: str, experiment_id: str,
+                   uri: str) -> None:
+    """Where the run went, and the URL that opens it in the MLflow UI (`make ui` serves a local
+    store at http://127.0.0.1:5000; a tracking server's runs are under its own URL)."""
+    remote = uri.startswith(("http://", "https://"))
+    base = uri if remote else ui.base_url()
+    how = "" if remote else "make ui, then "
     print(f"MLflow run {run_id} ({status}) in experiment {experiment!r} at {uri}\n"
-          f"  see it with: mlflow ui --backend-store-uri {uri}")
+          f"  see it: {how}{ui.run_url(base, experiment_id, run_id)}\n"
+          f"  all runs: {ui.runs_url(base, experiment_id)}")
 
 
-def describe(status: str, metrics: dict[str, float], stop_reason: str,
-             flags: dict[str, str], target: str, cells: str = "") -> str:
+@dataclass
+class Story:
+    """What a run's description tells: how it ended and what it scored."""
+
+    status: str  # FINISHED, FAILED
+    metrics: Mapping[str, float]  # as logged: no scores for a diverged run
+    stopped: str  # how training stopped, in full (run_record.how_it_stopped)
+    target: str  # the target column, e.g. MEDV
+    units: str = ""  # the target's units, e.g. $1000s (`target_units`)
+    diverged: bool = False
+    lr: float | None = None  # train.lr, for the divergence hint
+    network: str = ""  # e.g. "13-16-16-1 tanh, mean of 5 networks"
+    cells: str = ""  # e.g. "5-fold CV x 3 repeats, 15 score cells"
+    flags: dict[str, str] = field(default_factory=dict)  # gradient-flow flags
+
+
+def target_units(dataset: str, target: str) -> str:
+    """The units of a shipped dataset's target ('' when unknown, e.g. a user's csv)."""
+    return UNITS.get((dataset, target), "")
+
+
+def in_units(value: float, units: str) -> str:
+    """3.21 in $1000s -> "3.21 ($1000s: about $3,210)"; plain "3.21" without units."""
+    if units == "$1000s" and math.isfinite(value):
+        return f"{value:.3g} ($1000s: about ${value * 1000:,.0f})"
+    return f"{value:.3g} ({units})" if units else f"{value:.3g}"
+
+
+def spread(metrics: Mapping[str, float], name: str) -> str:
+    """" ± 0.021 (95% CI)" when the run has several score cells, else ''."""
+    low, high = metrics.get(f"{name}_ci_low"), metrics.get(f"{name}_ci_high")
+    if low is None or high is None or not math.isfinite(high - low):
+        return ""
+    return f" ± {(high - low) / 2:.2g} (95% CI)"
+
+
+def describe(story: Story) -> str:
     """The run's description (tag `mlflow.note.content`, Markdown in the MLflow UI): how it
-    ended, its test scores in the target's units, how training stopped, and the gradient-flow
-    flags in a sentence."""
-    lines = [f"**{status}**{f' ({cells})' if cells else ''}: test RMSE "
-             f"{metrics.get('test_rmse', math.nan):.4g} ({target}, original units), test R² "
-             f"{metrics.get('test_r2', math.nan):.4f}; training {stop_reason}."]
-    if status == "FAILED" and stop_reason.startswith("diverged"):
-        lines.append("The cost exploded: try a smaller `train.lr`.")
-    if flags:
+    ended, its scores in the target's units (rounded here; the metrics keep every digit), how
+    training stopped, the divergence hint, and the gradient-flow flags in a sentence."""
+    m = story.metrics
+    cells = f" ({story.cells})" if story.cells else ""
+    if story.diverged:
+        lr = f" (this run: {story.lr:g})" if story.lr is not None else ""
+        lines = [f"**{story.status}: diverged**{cells}. Try a smaller `train.lr`{lr}.",
+                 f"Training {story.stopped}.",
+                 "No scores are logged for a diverged run (val_mse, test_rmse, ... would rank "
+                 "weights that training did not produce): the learning curve shows the "
+                 "blow-up."]
+    else:
+        rmse = m.get("test_rmse", math.nan)
+        lines = [f"**{story.status}**{cells}: test RMSE **{in_units(rmse, story.units)}**"
+                 f"{spread(m, 'test_rmse')} of {story.target}, test R² "
+                 f"**{m.get('test_r2', math.nan):.3f}**{spread(m, 'test_r2')}"
+                 + (f"; validation RMSE {m['val_rmse']:.3g}, R² {m['val_r2']:.3f}"
+                    if "val_rmse" in m and "val_r2" in m else "") + ".",
+                 f"Training {story.stopped}."]
+    if story.network:
+        lines.append(f"Network: {story.network}.")
+    if story.flags:
         lines.append("Gradient flow: " + "; ".join(f"{flag.replace('_', ' ')} ({where})"
-                                                  for flag, where in flags.items()) + ".")
+                                                  for flag, where in story.flags.items()) + ".")
     return "\n\n".join(lines)

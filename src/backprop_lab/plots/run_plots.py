@@ -11,9 +11,19 @@ from matplotlib.figure import Figure
 from backprop_lab.nn.training import History
 
 
-def learning_curve(histories: Sequence[History], path: Path) -> Path:
+def learning_curve(histories: Sequence[History], path: Path, best_kept: bool = False) -> Path:
+    """learning_curve.png (`learning_curve_figure`)."""
+    fig = learning_curve_figure(histories, best_kept)
+    fig.savefig(path, dpi=100)
+    return path
+
+
+def learning_curve_figure(histories: Sequence[History], best_kept: bool = False) -> Figure:
     """Train and validation cost per epoch; an ensemble's members after the first are drawn
-    as thin lines in the same colours."""
+    as thin lines in the same colours. The best epoch is marked only when `best_kept` (the
+    network holds its weights: early stopping, or a divergence that restored them); a diverged
+    member's blow-up is marked with a red × (10x above the highest finite cost when it
+    overflowed)."""
     fig = Figure(figsize=(6, 4))
     ax = fig.subplots()
     for k, history in enumerate(histories):
@@ -26,16 +36,25 @@ def learning_curve(histories: Sequence[History], path: Path) -> Path:
         if history.val_cost:
             ax.plot(np.arange(len(history.val_cost)), history.val_cost, color="C1",
                     label=val_label, linewidth=width, alpha=alpha)
-    if histories[0].best_epoch >= 0:
+    if best_kept and histories[0].best_epoch >= 0:
         ax.axvline(histories[0].best_epoch, color="grey", linestyle=":",
-                   label="best epoch" if len(histories) == 1 else "best epoch of member 0")
+                   label="best epoch (weights kept)" if len(histories) == 1 else
+                   "best epoch of member 0 (weights kept)")
+    blown = [(h, h.diverged_epoch) for h in histories if h.diverged_epoch is not None]
+    for k, (history, epoch) in enumerate(blown):
+        at = [c[epoch] for c in (history.train_cost, history.val_cost) if epoch < len(c)]
+        finite = [c for c in history.train_cost + history.val_cost if np.isfinite(c) and c > 0]
+        shown = [c for c in at if np.isfinite(c)]
+        top = max(shown) if shown else max(finite, default=1.0) * 10
+        ax.plot([epoch], [top], marker="x", color="red", markersize=10,
+                linestyle="none", label=f"diverged (epoch {epoch})"
+                if k == 0 else None)
     ax.set(xlabel="epoch", ylabel="cost C = ½·mean‖y − a‖² (training units)", yscale="log",
            title="Learning curve" if len(histories) == 1 else
            f"Learning curves of {len(histories)} ensemble members")
     ax.legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    return path
+    return fig
 
 
 def predicted_vs_actual(actual: np.ndarray, predicted: np.ndarray, target: str, path: Path) -> Path:

@@ -64,21 +64,27 @@ def signature_and_example(ds: Dataset, X_rows: np.ndarray) -> tuple[Any, pd.Data
     return ModelSignature(inputs=inputs, outputs=outputs), example
 
 
-def log_pyfunc_model(run: Run, model_npz: Path, ds: Dataset, X_example: np.ndarray) -> None:
-    """Log the network as a pyfunc model named "model" (loadable as runs:/<id>/model)."""
+def log_pyfunc_model(run: Run, model_npz: Path, ds: Dataset, X_example: np.ndarray,
+                     name: str = "model", step: int = 0) -> str:
+    """Log the network as a pyfunc model named `name` (the run's name, so that the UI's model
+    lists tell runs apart) and return its URI, `models:/<model_id>` (`runs:/<run_id>/<name>`
+    loads it too). MLflow links to the model the run's metrics logged at `step`: the step of
+    the final metrics, so the model shows the scores of the weights it holds."""
     import mlflow
 
     signature, example = signature_and_example(ds, X_example)
     requirements = [f"{p}=={version(p)}" for p in ("mlflow", "numpy", "scipy", "pandas")]
     t = time.perf_counter()
     with mlflow.start_run(run_id=run.run_id):
-        mlflow.pyfunc.log_model(
-            name="model",
+        info = mlflow.pyfunc.log_model(
+            name=name,
             python_model=str(MODEL_CODE),
             artifacts={"model": str(model_npz)},
             code_paths=[str(PACKAGE_DIR)],
             pip_requirements=requirements,
             signature=signature,
             input_example=example,
+            step=step,
         )
     run.seconds_in_mlflow += time.perf_counter() - t
+    return str(info.model_uri)
