@@ -34,3 +34,7 @@ def test_a_repeated_sweep_is_tiered(store_uri: str, tmp_path: Path) -> None:
     scores = client.download_artifacts(children[0].info.run_id, "scores.csv", str(tmp_path))
     assert list(pd.read_csv(scores)["repeat"]) == [0] * 5 + [1] * 5
     assert "test_mse_ci_low" in children[0].data.metrics
+    curves = pd.read_csv(client.download_artifacts(children[0].info.run_id, "curves.csv",
+                                                   str(tmp_path)))
+    assert curves.groupby(["repeat", "fold"]).size().tolist() == [150] * 10  # one per cell
+    assert curves["val_loss"].isna().all() and curves["train_loss"].notna().all()

@@ -88,6 +88,9 @@ def test_full_batch_on_shared_and_on_separate_rows(optimizer):
     data = folds()
     configs = [TrainConfig(optimizer=optimizer, lr=0.05, epochs=20) for _ in range(4)]
     check_against_alone(nets(4, "tanh", "float64"), [data[0]] * 4, configs)  # one broadcast set
+    same_size = [TrainData(d.X[:128], d.y[:128], d.X_val, d.y_val) for d in data]
+    check_against_alone(nets(4, "tanh", "float64"), [same_size[0], same_size[1]] * 2,
+                        configs)  # full batches of two sets in one pass
     no_val = [TrainData(d.X, d.y) for d in data]
     check_against_alone(nets(4, "relu", "float64"), [no_val[0], no_val[0], no_val[1], no_val[1]],
                         [TrainConfig(optimizer=optimizer, lr=0.05, epochs=20, patience=3)] * 4)

@@ -202,7 +202,7 @@ def tracked_pipeline(cfg: DictConfig, config: Config, run: Run, hydra_dir: Path 
     status = "FAILED" if history.diverged else "FINISHED"
     stopped = run_record.how_it_stopped(patience, history)
     if config.model.ensemble > 1 and history.diverged:
-        stopped += f" (ensemble member {len(result.histories) - 1})"
+        stopped += f" (ensemble member {result.diverged_member})"
     story = Story(status, metrics, stopped, ds.target_names[0],
                   target_units(config.data.name, ds.target_names[0]), history.diverged,
                   config.train.lr, run_record.network_text(config, ds, hidden), flags=diag_flags)
@@ -284,9 +284,11 @@ def score_cells(config: Config, ds: Dataset, run: Run) -> JobOutcome:
     run.log_metrics(logged)
     with tempfile.TemporaryDirectory(prefix="backprop-lab-") as tmp:
         scores.to_csv(Path(tmp) / "scores.csv", index=False)
+        crossval.curves_table(cells).to_csv(Path(tmp) / "curves.csv", index=False)
         run.log_artifacts(Path(tmp))
     status = "FAILED" if diverged else "FINISHED"
-    run.set_tags({"seconds_training": f"{train_seconds:.3f}", "n_cells": str(len(cells))})
+    run.set_tags({"seconds_training": f"{train_seconds:.3f}", "n_cells": str(len(cells)),
+                  "seconds_mlflow": f"{run.seconds_in_mlflow:.3f}"})
     if diverged:
         run.set_tags({"diverged": "true", "diverged_cells": ", ".join(diverged)})
         if config.eval.repeats == 1:

@@ -310,7 +310,7 @@ class StackTrainer:
         xb, yb = self.buffers[n]
         for ga, gb in runs(range(a, b), lambda s: id(self.slots[s].data)):
             d = self.slots[ga].data
-            idx = (np.arange(n) if first.full_batch
+            idx = (np.broadcast_to(np.arange(n), (gb - ga, n)) if first.full_batch
                    else np.stack([self.slots[s].order[i] for s in range(ga, gb)]))
             np.take(d.X, idx, axis=0, out=xb[ga - a : gb - a], mode="clip")
             np.take(d.y, idx, axis=0, out=yb[ga - a : gb - a], mode="clip")
