@@ -10,6 +10,9 @@ from omegaconf import DictConfig
 
 from pipelines.cli import run_command, task
 from pipelines.job import train_job
+from pipelines.plugins import find_launcher
+
+find_launcher()  # hydra/launcher=stacked
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")

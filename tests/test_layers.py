@@ -32,23 +32,27 @@ THIRD_PARTY = {  # layer -> the third-party top-level packages it may import (be
     "tracking": {"numpy", "pandas", "mlflow", "threadpoolctl", "filelock"},
     "experiments": {"numpy", "pandas", "scipy", "statsmodels", "mlflow", "omegaconf"},
     "__init__": set(),
-    "pipelines": {"hydra", "omegaconf", "mlflow"},
+    "pipelines": {"hydra", "omegaconf", "mlflow", "hydra_plugins"},
 }
 HYDRA_ALLOWED = {"backprop_lab.pipeline.compose"}
 
 
 def layer_of(module: str) -> str:
-    """`backprop_lab.nn.network` -> nn; `pipelines.train` -> pipelines."""
+    """`backprop_lab.nn.network` -> nn; `pipelines.train` -> pipelines (as are the Hydra plugins
+    in src/hydra_plugins: commands' adapters)."""
     parts = module.split(".")
-    if parts[0] == "pipelines":
+    if parts[0] in ("pipelines", "hydra_plugins"):
         return "pipelines"
     return parts[1] if len(parts) > 1 else "__init__"
 
 
 def modules() -> dict[str, Path]:
     found = {}
-    for path in [*SRC.rglob("*.py"), *(PROJECT_ROOT / "pipelines").glob("*.py")]:
-        rel = path.relative_to(PROJECT_ROOT / "src" if SRC in path.parents else PROJECT_ROOT)
+    plugins = PROJECT_ROOT / "src" / "hydra_plugins"
+    for path in [*SRC.rglob("*.py"), *plugins.rglob("*.py"),
+                 *(PROJECT_ROOT / "pipelines").glob("*.py")]:
+        in_src = SRC in path.parents or plugins in path.parents
+        rel = path.relative_to(PROJECT_ROOT / "src" if in_src else PROJECT_ROOT)
         name = ".".join(rel.with_suffix("").parts).removesuffix(".__init__")
         found[name] = path
     return found

@@ -24,15 +24,9 @@ from backprop_lab.errors import DataError, WeightsError
 from backprop_lab.nn.diagnostics import Diagnostics
 from backprop_lab.nn.ensemble import Ensemble, Model, member_rngs, members
 from backprop_lab.nn.network import Network
-from backprop_lab.nn.training import (
-    EpochCallback,
-    History,
-    TrainConfig,
-    TrainData,
-    train,
-    train_many,
-)
+from backprop_lab.nn.training import EpochCallback, History, TrainConfig, TrainData
 from backprop_lab.nn.weights import load_network
+from backprop_lab.pipeline import stacking
 from backprop_lab.pipeline.config import (
     Config,
     DataConfig,
@@ -176,29 +170,23 @@ def fit_many(
     reports its epochs to the callbacks: every logged point costs about 0.3 ms of MLflow time
     (bench/README.md), and the other curves are in the returned histories (one list per model,
     one history per member). `diagnostics[j]`, if given, follows member 0 of model j. A diverged
-    network is frozen with its best weights; the others train on."""
-    nets: list[Network] = []
-    data: list[TrainData] = []
-    rngs: list[np.random.Generator] = []
-    watched: dict[int, Diagnostics] = {}
+    network is frozen with its best weights; the others train on. Under the `stacked` launcher
+    the plan joins the other jobs' (pipeline.stacking)."""
+    plan = stacking.Plan()
     for j, (model, prepared, rng) in enumerate(jobs):
         if diagnostics is not None:
-            watched[len(nets)] = diagnostics[j]
+            plan.diagnostics[len(plan.nets)] = diagnostics[j]
         shared = TrainData(prepared.X("train"), prepared.y("train"), prepared.X("val"),
                            prepared.y("val"))
         for net, member_rng in zip(members(model), member_rngs(rng, len(members(model)))):
-            nets.append(net)
-            data.append(shared)
-            rngs.append(member_rng)
+            plan.nets.append(net)
+            plan.data.append(shared)
+            plan.configs.append(cfg)
+            plan.rngs.append(member_rng)
     bars = progress_bar(cfg.epochs, "train", cfg.progress)
-    reporting: dict[int, list[EpochCallback]] = {0: [*callbacks, *bars]}
+    plan.callbacks[0] = [*callbacks, *bars]
     try:
-        if cfg.stacked:
-            histories = train_many(nets, data, cfg, rngs, reporting, watched)
-        else:
-            histories = [train(net, d.X, d.y, cfg, r, d.X_val, d.y_val, reporting.get(k, ()),
-                               watched.get(k))
-                         for k, (net, d, r) in enumerate(zip(nets, data, rngs))]
+        histories = stacking.train_plan(plan)
     finally:
         for b in bars:
             b.close()

@@ -1,0 +1,1 @@
+"""backprop-lab's Hydra launcher: `hydra/launcher=stacked` (see stacked_launcher)."""

@@ -1,0 +1,100 @@
+"""`hydra/launcher=stacked`: the jobs of a multirun train their networks as one stack.
+
+    python -m pipelines.train -m train.lr=1e-3,3e-3,1e-2 seed=0,1 hydra/launcher=stacked
+
+Each job runs as with the basic launcher (its own Hydra output folder and MLflow child run, the
+same config_hash, reuse and records), in its own thread, up to the point where it would train.
+There it hands its networks to the launcher (backprop_lab.pipeline.stacking) and waits; jobs
+start one after another, so each reads its own Hydra context. When every job of the batch has
+arrived, the launcher trains the networks that can share a stack (same layer sizes, activations,
+dtype and training settings except `train.lr` and `train.weight_decay`: e.g. a learning-rate or
+seed sweep) as one, then lets the jobs finish one at a time. Every network ends bit for bit as
+trained alone, so each run records what it would record under the basic launcher; its
+`seconds_training` is the shared stack's wall time.
+
+A plugin must live in the `hydra_plugins` package for Hydra to accept it; Hydra executes it
+outside `sys.modules` while scanning, so no `from __future__ import annotations` here (the
+dataclass would not resolve its string annotations).
+"""
+
+import logging
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from hydra.core.config_store import ConfigStore
+from hydra.core.utils import JobReturn, configure_log, filter_overrides, run_job, setup_globals
+from hydra.plugins.launcher import Launcher
+from hydra.types import HydraContext, TaskFunction
+from omegaconf import DictConfig, open_dict
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class StackedLauncherConf:
+    _target_: str = "hydra_plugins.backprop_lab_launcher.stacked_launcher.StackedLauncher"
+
+
+ConfigStore.instance().store(group="hydra/launcher", name="stacked", node=StackedLauncherConf,
+                             provider="backprop-lab")
+
+
+class StackedLauncher(Launcher):
+    def __init__(self) -> None:
+        self.config: DictConfig | None = None
+        self.task_function: TaskFunction | None = None
+        self.hydra_context: HydraContext | None = None
+
+    def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction,
+              config: DictConfig) -> None:
+        self.config, self.hydra_context, self.task_function = config, hydra_context, task_function
+
+    def launch(self, job_overrides: Sequence[Sequence[str]],
+               initial_job_idx: int) -> Sequence[JobReturn]:
+        from backprop_lab.pipeline import stacking
+
+        setup_globals()
+        assert self.config is not None and self.hydra_context is not None
+        assert self.task_function is not None
+        configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
+        Path(str(self.config.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)
+        log.info(f"Launching {len(job_overrides)} jobs as one stack")
+        rendezvous = stacking.Rendezvous()
+        returns: list[Any] = [None] * len(job_overrides)
+        threads: list[threading.Thread] = []
+        stacking.ACTIVE.append(rendezvous)
+        try:
+            for i, overrides in enumerate(job_overrides):
+                idx = initial_job_idx + i
+                log.info(f"\t#{idx} : {' '.join(filter_overrides(overrides))}")
+                sweep_config = self.hydra_context.config_loader.load_sweep_config(
+                    self.config, list(overrides))
+                with open_dict(sweep_config):
+                    sweep_config.hydra.job.id = idx
+                    sweep_config.hydra.job.num = idx
+                thread = threading.Thread(target=self.job, name=f"job-{idx}",
+                                          args=(rendezvous, i, sweep_config, returns))
+                thread.start()
+                threads.append(thread)
+                rendezvous.wait_for(i)  # it trains or has ended: the next may set up
+            try:
+                rendezvous.train()
+            finally:
+                for i, thread in enumerate(threads):
+                    rendezvous.release(i)
+                    thread.join()
+        finally:
+            stacking.ACTIVE.remove(rendezvous)
+        configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
+        return returns
+
+    def job(self, rendezvous: Any, i: int, config: DictConfig, returns: list[Any]) -> None:
+        assert self.hydra_context is not None and self.task_function is not None
+        with rendezvous.joined(i):
+            returns[i] = run_job(hydra_context=self.hydra_context,
+                                 task_function=self.task_function, config=config,
+                                 job_dir_key="hydra.sweep.dir",
+                                 job_subdir_key="hydra.sweep.subdir")
