@@ -76,6 +76,10 @@ def test_depth_width_shorthand(compose_config) -> None:
         ("train.batch_size=0", "train.batch_size", ">= 1"),
         ("model.depth=2", "model.depth and model.width", "both"),
         ("data.name=mnist", "data.name", "boston"),
+        ("train.beta1=1", "train.beta1", "[0, 1)"),
+        ("train.beta2=-0.5", "train.beta2", "[0, 1)"),
+        ("train.eps=0", "train.eps", "> 0"),
+        ("train.optimizer=adamx", "train.optimizer", "adamw"),
     ],
 )
 def test_bad_values_name_the_key_and_allowed_values(compose_config, override, key, allowed):
@@ -93,3 +97,10 @@ def test_unknown_keys_and_wrong_types_are_rejected_by_name(compose_config, overr
     with pytest.raises((ConfigCompositionException, OmegaConfBaseException)) as err:
         to_config(compose_config([override]))
     assert key in str(err.value) or key in str(err.value.__cause__)
+
+
+def test_adamw_preset_decouples_the_decay(compose_config) -> None:
+    config = to_config(compose_config(["train=adamw"]))
+    assert (config.train.optimizer, config.train.weight_decay) == ("adamw", 0.01)
+    assert (config.train.beta1, config.train.beta2, config.train.eps) == (0.9, 0.999, 1e-8)
+    assert config.train.stacked
