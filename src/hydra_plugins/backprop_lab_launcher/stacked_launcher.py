@@ -17,6 +17,7 @@ outside `sys.modules` while scanning, so no `from __future__ import annotations`
 dataclass would not resolve its string annotations).
 """
 
+import contextlib
 import logging
 import threading
 from collections.abc import Sequence
@@ -54,6 +55,7 @@ class StackedLauncher(Launcher):
 
     def launch(self, job_overrides: Sequence[Sequence[str]],
                initial_job_idx: int) -> Sequence[JobReturn]:
+        from backprop_lab.experiments.job import sigterm_as_interrupt
         from backprop_lab.pipeline import stacking
 
         setup_globals()
@@ -81,7 +83,8 @@ class StackedLauncher(Launcher):
                 threads.append(thread)
                 rendezvous.wait_for(i)  # it trains or has ended: the next may set up
             try:
-                rendezvous.train()
+                with sigterm_as_interrupt():  # the jobs' threads wait: stop here, as a job would
+                    rendezvous.train()
             finally:
                 for i, thread in enumerate(threads):
                     rendezvous.release(i)
@@ -93,7 +96,9 @@ class StackedLauncher(Launcher):
 
     def job(self, rendezvous: Any, i: int, config: DictConfig, returns: list[Any]) -> None:
         assert self.hydra_context is not None and self.task_function is not None
-        with rendezvous.joined(i):
+        with rendezvous.joined(i), contextlib.suppress(KeyboardInterrupt):
+            # an interrupt reaches a job through its plan; the job ends its run KILLED and
+            # the launcher, which was interrupted first, raises it once
             returns[i] = run_job(hydra_context=self.hydra_context,
                                  task_function=self.task_function, config=config,
                                  job_dir_key="hydra.sweep.dir",
