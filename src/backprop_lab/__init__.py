@@ -7,6 +7,9 @@ The public API, for notebooks and scripts::
     net = Network.create([13, 16, 1], rng=np.random.default_rng(0), activation="tanh")
     history = train(net, X, y, TrainConfig(optimizer="adam", lr=1e-3, epochs=200), rng)
 
+    # many networks of one shape at once, each bit for bit as trained alone (nn.stacked)
+    histories = train_many(nets, [TrainData(X, y, X_val, y_val)] * len(nets), config, rngs)
+
     from backprop_lab import MLPRegressor          # the same network as a scikit-learn estimator
     from backprop_lab import run                   # the tracked pipeline: run(["train.lr=1e-3"])
 
@@ -29,6 +32,7 @@ __all__ = [
     "RunResult",
     "Scaler",
     "TrainConfig",
+    "TrainData",
     "Workspace",
     "kfold",
     "load_dataset",
@@ -38,6 +42,7 @@ __all__ = [
     "save_network",
     "split",
     "train",
+    "train_many",
 ]
 
 _WHERE = {
@@ -50,6 +55,7 @@ _WHERE = {
     "RunResult": "backprop_lab.experiments.api",
     "Scaler": "backprop_lab.data.scaling",
     "TrainConfig": "backprop_lab.nn.training",
+    "TrainData": "backprop_lab.nn.training",
     "Workspace": "backprop_lab.nn.network",
     "kfold": "backprop_lab.data.splits",
     "load_dataset": "backprop_lab.data.load",
@@ -59,6 +65,7 @@ _WHERE = {
     "save_network": "backprop_lab.nn.weights",
     "split": "backprop_lab.data.splits",
     "train": "backprop_lab.nn.training",
+    "train_many": "backprop_lab.nn.training",
 }
 
 if TYPE_CHECKING:
@@ -70,7 +77,7 @@ if TYPE_CHECKING:
     from backprop_lab.experiments.api import RunResult, run
     from backprop_lab.nn.ensemble import Ensemble
     from backprop_lab.nn.network import Network, Workspace
-    from backprop_lab.nn.training import History, TrainConfig, train
+    from backprop_lab.nn.training import History, TrainConfig, TrainData, train, train_many
     from backprop_lab.nn.weights import load_network, save_network
     from backprop_lab.pipeline.estimator import MLPRegressor
 
