@@ -49,6 +49,8 @@ def test_ui_without_a_store_says_to_train_first(tmp_path: Path) -> None:
 
 
 def test_make_ui_runs_the_command_on_the_port_given() -> None:
-    out = subprocess.run(["make", "-n", "ui", "PORT=5123"], cwd=ROOT, capture_output=True,
-                         text=True, check=True)
+    # --no-print-directory: under `make test` this make is a sub-make, which would print
+    # "Entering/Leaving directory" around the recipe
+    out = subprocess.run(["make", "-n", "--no-print-directory", "ui", "PORT=5123"], cwd=ROOT,
+                         capture_output=True, text=True, check=True)
     assert out.stdout.strip().splitlines()[-1].endswith("-m pipelines.ui port=5123")
