@@ -11,6 +11,11 @@ pass before that batch's update (as in the tutorial and scikit-learn): for full-
 descent it is exactly the cost of the weights at the start of the epoch, and those are the weights
 kept as "best" when no validation set is given. With a validation set, the validation cost after
 the epoch is monitored and the weights after the epoch are kept.
+
+Divergence is a monitored cost above `divergence_factor` times the untrained network's: its
+validation cost, or without validation rows its cost on the first batch, computed by the first
+forward pass anyway (for full batch, exactly the cost on all rows; for mini-batches an unbiased
+estimate of it). A separate pass over every training row would cost a third of an epoch.
 """
 
 from __future__ import annotations
@@ -180,7 +185,7 @@ class Member:
     callbacks: Sequence[EpochCallback] = ()
     diagnostics: Diagnostics | None = None
     history: History = field(default_factory=History)
-    initial: float = math.nan  # the untrained network's monitored cost
+    initial: float = math.nan  # the untrained network's monitored cost (see the module doc)
     since_best: int = 0
     live: bool = True  # false once stopped early or diverged: frozen
     order: list[Any] = field(default_factory=list)  # this epoch's batches (None: all rows)
@@ -190,6 +195,10 @@ class Member:
     @property
     def n(self) -> int:
         return len(self.data.X)
+
+    def set_initial(self, cost: float) -> None:
+        self.initial = cost
+        self.history.last_finite_cost = cost if math.isfinite(cost) else None
 
     def batch_size(self, i: int) -> int:
         return self.n if self.full_batch else len(self.order[i])
@@ -226,9 +235,11 @@ class StackTrainer:
     def run(self) -> list[History]:
         cfg = self.cfg
         # Divergence is measured against the untrained network's cost, so a first epoch that
-        # already blows up (Adam at a huge lr) is caught too.
-        for m, cost in zip(self.slots, self.costs(range(len(self.slots)))):
-            m.initial, m.history.last_finite_cost = cost, cost if math.isfinite(cost) else None
+        # already blows up (Adam at a huge lr) is caught too; without validation rows, `step`
+        # takes it from the first batch.
+        validated = [s for s, m in enumerate(self.slots) if m.data.has_val]
+        for s, cost in zip(validated, self.costs(validated)):
+            self.slots[s].set_initial(cost)
         try:
             for epoch in range(cfg.epochs):
                 live = [s for s, m in enumerate(self.slots) if m.live]
@@ -286,6 +297,8 @@ class StackTrainer:
             if m.diagnostics is not None and m.diagnostics.due(epoch):
                 m.diagnostics.observe(self.stack.member(s), ws.member(s - a))
             m.total += cost * n
+            if epoch == 0 and i == 0 and not m.data.has_val:
+                m.set_initial(cost)
             if math.isfinite(cost):
                 finite.append(s)
             else:  # its epoch ends here, as it would alone
