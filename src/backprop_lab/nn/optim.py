@@ -52,6 +52,7 @@ class Rule:
                                             self.lr.shape).copy()
         if not np.isfinite([*self.lr, *self.weight_decay]).all():
             raise ValueError("train.lr and train.weight_decay must be finite")
+        self.decaying = bool(self.weight_decay.any())
 
     def step(self, params: list[Array], grads: list[Array], s: slice | None = None,
              weights: Weights | None = None) -> None:
@@ -81,6 +82,8 @@ class Rule:
     def decay(self, weights: Weights, s: slice) -> None:
         """L2: g ← g + λ·W for the networks of `s` whose λ is not 0 (for λ = 0 the gradient
         is left untouched rather than given + 0·W, so no bit differs from no decay)."""
+        if not self.decaying:
+            return
         lam = self.weight_decay[s]
         if not lam.any():
             return

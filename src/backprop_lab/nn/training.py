@@ -231,6 +231,9 @@ class StackTrainer:
         self.start = self.flat.copy()  # the weights at the start of the epoch (no validation)
         self.workspaces: dict[int, StackWorkspace] = {}
         self.buffers: dict[int, tuple[Array, Array]] = {}
+        self.broadcasts: dict[tuple[int, int], tuple[Array, Array]] = {}
+        self.eps = float(np.finfo(dt).eps)
+        self.frozen = False  # a network stopped this epoch: `compact` has work to do
 
     def run(self) -> list[History]:
         cfg = self.cfg
@@ -268,9 +271,11 @@ class StackTrainer:
     def train_epoch(self, epoch: int, live: list[int]) -> None:
         """One epoch of every live network; each batch size's networks in one pass per step."""
         cfg, members = self.cfg, [self.slots[s] for s in live]
-        keep_start = np.array([m.live and not m.data.has_val for m in self.slots])
-        if keep_start.any():
-            np.copyto(self.start, self.flat, where=keep_start[:, None])
+        keep = [m.live and not m.data.has_val for m in self.slots]
+        if all(keep):
+            np.copyto(self.start, self.flat)
+        elif any(keep):
+            np.copyto(self.start, self.flat, where=np.array(keep)[:, None])
         for s, m in zip(live, members):
             if m.diagnostics is not None and m.diagnostics.due(epoch):
                 m.diagnostics.start(self.stack.member(s))
@@ -303,6 +308,10 @@ class StackTrainer:
                 finite.append(s)
             else:  # its epoch ends here, as it would alone
                 m.stepping = False
+        if len(finite) == b - a:  # the common case: every network of the pass steps
+            v = ws.views(self.stack, slice(a, b))
+            self.opt.step([self.flat], [v.grad], slice(a, b), v.decay)
+            return
         for fa, fb in runs(finite, lambda s: 0):
             self.opt.step([self.flat], [ws.grad[fa - a : fb - a]], slice(fa, fb),
                           [(W, gW[fa - a : fb - a]) for W, gW in zip(self.stack.weights,
@@ -312,9 +321,12 @@ class StackTrainer:
         """Batch i of slots a..b-1: xT (m, n_inputs, n), y (m, n, n_outputs)."""
         first = self.slots[a]
         if first.full_batch and all(self.slots[s].data is first.data for s in range(a, b)):
-            d = first.data  # one full-batch set: a broadcast view, no copy
-            return (np.broadcast_to(d.XT, (b - a, *d.XT.shape)),
-                    np.broadcast_to(d.y, (b - a, *d.y.shape)))
+            key = (id(first.data), b - a)  # one full-batch set: a broadcast view, no copy
+            if key not in self.broadcasts:
+                d = first.data
+                self.broadcasts[key] = (np.broadcast_to(d.XT, (b - a, *d.XT.shape)),
+                                        np.broadcast_to(d.y, (b - a, *d.y.shape)))
+            return self.broadcasts[key]
         n = first.batch_size(i)
         if n not in self.buffers:
             K, dt = len(self.slots), self.stack.dtype
@@ -345,9 +357,9 @@ class StackTrainer:
                 h.val_cost.append(monitored)
             if m.diagnostics is not None and m.diagnostics.due(epoch):
                 h.diag[epoch] = m.diagnostics.finish(self.stack.member(s))
-            limit = cfg.divergence_factor * max(m.initial, float(np.finfo(self.stack.dtype).eps))
+            limit = cfg.divergence_factor * max(m.initial, self.eps)
             if not (math.isfinite(train_cost) and math.isfinite(monitored)) or monitored > limit:
-                h.diverged, h.diverged_epoch, m.live = True, epoch, False
+                h.diverged, h.diverged_epoch, m.live, self.frozen = True, epoch, False, True
                 if h.best_epoch < 0:  # blew up in the first epoch: back to the initial weights
                     h.best_cost = m.initial
                 continue
@@ -368,11 +380,14 @@ class StackTrainer:
             for callback in m.callbacks:
                 callback(epoch, values)
             if cfg.patience is not None and m.since_best > cfg.patience:
-                h.stopped_early, m.live = True, False
+                h.stopped_early, m.live, self.frozen = True, False, True
 
     def compact(self) -> None:
         """Move the frozen networks behind the live ones, keeping each group's order; every
         stacked array is permuted alike, so no bit changes."""
+        if not self.frozen:
+            return
+        self.frozen = False
         perm = ([s for s, m in enumerate(self.slots) if m.live]
                 + [s for s, m in enumerate(self.slots) if not m.live])
         if perm == sorted(perm):
