@@ -157,7 +157,7 @@ class Network:
         np.subtract(aT, y.T, out=deltaT)
         cost = cost_from_error(deltaT, n)
         deltaT *= deltaT.dtype.type(1 / n)  # every gradient below is then a mean over examples
-        BACKPROP[acts[-1]](aT, deltaT)
+        BACKPROP[acts[-1]](aT, deltaT, None)
         for l in range(len(self.weights) - 1, -1, -1):
             a_prevT = X.T if l == 0 else ws.a_T[l - 1]
             np.matmul(deltaT, a_prevT.T, out=ws.grad_W[l])
@@ -168,7 +168,7 @@ class Network:
                     np.multiply(W.T, deltaT, out=ws.delta_T[l - 1])
                 else:
                     np.matmul(W.T, deltaT, out=ws.delta_T[l - 1])
-                deltaT = BACKPROP[acts[l - 1]](a_prevT, ws.delta_T[l - 1])
+                deltaT = BACKPROP[acts[l - 1]](a_prevT, ws.delta_T[l - 1], None)
         return cost
 
 

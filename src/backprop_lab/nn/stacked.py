@@ -140,7 +140,7 @@ class Stack:
         np.subtract(aT, y.swapaxes(-1, -2), out=deltaT)
         costs = [cost_from_error(d, n) for d in (deltaT[None] if v.single else deltaT)]
         deltaT *= deltaT.dtype.type(1 / n)  # every gradient below is then a mean over examples
-        BACKPROP[acts[-1]](aT, deltaT)
+        BACKPROP[acts[-1]](aT, deltaT, v.tmp[-1])
         for l in range(len(acts) - 1, -1, -1):
             a_prev = xT.swapaxes(-1, -2) if l == 0 else v.z[l - 1]  # a_{l-1}, (m, n, neurons)
             np.matmul(deltaT, a_prev, out=v.gW[l])
@@ -150,7 +150,7 @@ class Stack:
                     np.multiply(v.WT[l], deltaT, out=v.deltaT[l - 1])
                 else:
                     np.matmul(v.WT[l], deltaT, out=v.deltaT[l - 1])
-                deltaT = BACKPROP[acts[l - 1]](v.zT[l - 1], v.deltaT[l - 1])
+                deltaT = BACKPROP[acts[l - 1]](v.zT[l - 1], v.deltaT[l - 1], v.tmp[l - 1])
         return costs
 
 
@@ -169,6 +169,7 @@ class PassViews:
     deltaT: list[Array]  # δ_lᵀ, (m, out, n)
     gW: list[Array]  # ∂C/∂W_l, (m, out, in)
     gb: list[Array]  # ∂C/∂b_l, (m, out)
+    tmp: list[Array]  # scratch like zT, for f'(z_l)
     single: bool = False  # m = 1: every view is the network's 2-D slice (no leading axis)
     grad: Array = field(default_factory=lambda: np.empty(0))  # all of ∂C/∂θ, (m, P)
     decay: list[tuple[Array, Array]] = field(default_factory=list)  # (W_l, ∂C/∂W_l (m, ...))
@@ -190,6 +191,7 @@ class StackWorkspace:
     def __post_init__(self) -> None:
         self.grad_W, self.grad_b = layer_views(self.grad, self.sizes)
         self.passes: dict[tuple[int, int], PassViews] = {}
+        self.tmp = [np.empty_like(a) for a in self.a_T]  # scratch for the activations' slopes
 
     @classmethod
     def for_stack(cls, stack: Stack, n: int) -> StackWorkspace:
@@ -208,13 +210,15 @@ class StackWorkspace:
                 [W[s] for W in stack.weights], [W[s].swapaxes(1, 2) for W in stack.weights],
                 [b[s][:, :, None] for b in stack.biases], [a[:m] for a in self.a_T],
                 [a[:m].swapaxes(1, 2) for a in self.a_T], [d[:m] for d in self.delta_T],
-                [g[:m] for g in self.grad_W], [g[:m] for g in self.grad_b])
+                [g[:m] for g in self.grad_W], [g[:m] for g in self.grad_b],
+                [t[:m] for t in self.tmp])
             if m == 1:
                 def first(views: list[Array]) -> list[Array]:
                     return [x[0] for x in views]
 
                 v = PassViews(first(v.W), first(v.WT), first(v.b), first(v.zT), first(v.z),
-                              first(v.deltaT), first(v.gW), first(v.gb), single=True)
+                              first(v.deltaT), first(v.gW), first(v.gb), first(v.tmp),
+                              single=True)
             v.grad = self.grad[:m]  # what the optimiser updates the pass's networks with
             v.decay = [(W, g[:m]) for W, g in zip(stack.weights, self.grad_W)]
             self.passes[key] = v
