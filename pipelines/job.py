@@ -12,7 +12,8 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from backprop_lab.errors import Diverged
-from backprop_lab.experiments.job import JobOutcome, run_job
+from backprop_lab.experiments.job import run_job
+from backprop_lab.experiments.run_record import JobOutcome
 from backprop_lab.experiments.sweep_run import read_marker
 
 

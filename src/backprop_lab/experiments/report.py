@@ -12,6 +12,7 @@ from backprop_lab.data.metrics import METRICS
 from backprop_lab.pipeline.stages import SPLITS, Result
 from backprop_lab.tracking import ui
 
+DESCRIPTION = "mlflow.note.content"  # the MLflow UI shows this tag as a run's description
 UNITS = {("boston", "MEDV"): "$1000s"}  # data/README.md
 
 

@@ -21,11 +21,13 @@ import copy
 import math
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
 from backprop_lab.data.load import Dataset
+from backprop_lab.nn.ensemble import Model
 from backprop_lab.nn.training import History
 from backprop_lab.pipeline.config import Config
 from backprop_lab.tracking.store import flatten
@@ -35,6 +37,17 @@ from backprop_lab.tracking.store import flatten
 DIVERGED_COST = 1e30
 ARCHITECTURE_KEYS = ("model.hidden", "model.depth", "model.width")
 
+
+
+@dataclass
+class JobOutcome:
+    """What a tracked job returns to whatever launched it."""
+
+    run_id: str
+    status: str  # FINISHED or FAILED (diverged)
+    metrics: dict[str, float]
+    objective: float  # what a sweeper minimises (`reproduce.objective`)
+    network: Model | None = None  # the trained network (None for a reused run or CV)
 
 def with_hidden(cfg: DictConfig, hidden: Sequence[int]) -> DictConfig:
     """A copy of `cfg` whose `model.hidden` is `hidden`, the widths that train."""

@@ -16,10 +16,10 @@ from typing import Any
 import pandas as pd
 
 from backprop_lab.experiments import sweeps
+from backprop_lab.experiments.report import DESCRIPTION
 from backprop_lab.experiments.sweep_stats import LR, Assessment
 from backprop_lab.tracking.ui import run_link
 
-DESCRIPTION = "mlflow.note.content"  # the MLflow UI shows this tag as the run's description
 LIMIT = 7900  # MLflow keeps at most 8000 characters of a tag value
 HIDDEN = ("model.hidden_layers", "model.hidden", "hidden")  # the widths' param, first found
 REPORT = "compare/report.html"

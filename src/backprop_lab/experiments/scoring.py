@@ -1,0 +1,88 @@
+"""A run scored on several cells: K-fold cross-validation, `eval.repeats` seeds, or both.
+
+Every cell's networks train as one stack (`crossval.run_cells`); the run logs each metric's mean,
+std and 95% CI over the cells, scores.csv and curves.csv (one row per cell, and per cell and
+epoch), and its description. A diverged cell makes the run FAILED with no scores.
+"""
+
+from __future__ import annotations
+
+import math
+import tempfile
+import time
+from pathlib import Path
+
+from backprop_lab.data.load import Dataset
+from backprop_lab.experiments import reproduce, run_record, statistics
+from backprop_lab.experiments.report import (
+    DESCRIPTION,
+    Story,
+    describe,
+    print_cells_report,
+    print_run_line,
+    target_units,
+)
+from backprop_lab.experiments.run_record import JobOutcome
+from backprop_lab.pipeline import crossval
+from backprop_lab.pipeline.config import Config, hidden_layers
+from backprop_lab.tracking.store import Run
+
+
+def score_cells(config: Config, ds: Dataset, run: Run) -> JobOutcome:
+    """Every (repeat, fold) cell of the same configuration: scores.csv, each metric's mean, std
+    and 95% CI across the cells (`{name}_mean`, ...; `{name}` is the mean, so a job ranks by the
+    same names as a single split) and, for cross-validation, the per-fold and cv_* metrics."""
+    started = time.perf_counter()
+    cells = crossval.run_cells(config, ds)
+    train_seconds = time.perf_counter() - started
+    scores = crossval.scores_table(cells)
+    ratio = float((scores["n_test"] / scores["n_train"]).mean())  # for test_* and the rest
+    metrics: dict[str, float] = {}
+    if config.eval.repeats == 1:
+        metrics.update(crossval.cv_metrics([c.result.evaluation.metrics for c in cells]))
+    elif config.eval.cv_folds >= 2:
+        cv = crossval.cv_metrics([c.result.evaluation.metrics for c in cells])
+        metrics.update({k: v for k, v in cv.items() if not k.startswith("fold")})
+    for name in cells[0].result.evaluation.metrics:
+        ci = statistics.mean_ci(scores[name].to_numpy(), ratio)
+        metrics.update({name: ci.mean, f"{name}_mean": ci.mean, f"{name}_std": ci.std,
+                        f"{name}_ci_low": ci.low, f"{name}_ci_high": ci.high})
+    diverged = [f"r{c.repeat}f{c.fold}" for c in cells if c.result.history.diverged]
+    # a diverged cell's scores are those of weights training did not produce: no scores then
+    logged = ({"n_cells_diverged": float(len(diverged))} if diverged else
+              {k: v for k, v in metrics.items() if not math.isnan(v)})
+    run.log_metrics(logged)
+    with tempfile.TemporaryDirectory(prefix="backprop-lab-") as tmp:
+        scores.to_csv(Path(tmp) / "scores.csv", index=False)
+        crossval.curves_table(cells).to_csv(Path(tmp) / "curves.csv", index=False)
+        run.log_artifacts(Path(tmp))
+    status = "FAILED" if diverged else "FINISHED"
+    run.set_tags({"seconds_training": f"{train_seconds:.3f}", "n_cells": str(len(cells)),
+                  "seconds_mlflow": f"{run.seconds_in_mlflow:.3f}"})
+    if diverged:
+        run.set_tags({"diverged": "true", "diverged_cells": ", ".join(diverged)})
+        if config.eval.repeats == 1:
+            run.set_tags({"diverged_folds": str([c.fold for c in cells
+                                                 if c.result.history.diverged])})
+    what = [f"{config.eval.cv_folds}-fold CV"] if config.eval.cv_folds >= 2 else []
+    what += [f"{config.eval.repeats} repeats"] if config.eval.repeats > 1 else []
+    cells_text = f"{' x '.join(what)}, {len(cells)} score cells"
+    if diverged:
+        first = next(c.result.history for c in cells if c.result.history.diverged)
+        stopped = (f"diverged in cells {', '.join(diverged)} (the first: "
+                   f"{run_record.how_it_stopped(config.train.patience, first)})")
+    else:
+        stopped = "completed in every cell"
+    story = Story(status, logged, stopped, ds.target_names[0],
+                  target_units(config.data.name, ds.target_names[0]), bool(diverged),
+                  config.train.lr, run_record.network_text(config, ds, hidden_layers(config.model)),
+                  cells_text)
+    run.set_tags({DESCRIPTION: describe(story)})
+    print_cells_report(config.eval.cv_folds, config.eval.repeats, metrics)
+    if diverged:
+        print(f"DIVERGED in cells {', '.join(diverged)}: the run is recorded as FAILED with tag "
+              "diverged=true and no scores; try a smaller train.lr.")
+    print_run_line(run.run_id, status, run.store.experiment, run.store.experiment_id,
+                   run.store.uri)
+    run.end(status)
+    return JobOutcome(run.run_id, status, logged, reproduce.objective(logged, status))
