@@ -61,3 +61,18 @@ def test_simultaneous_first_runs_on_a_new_store_all_land(attempt: int, tmp_path:
     out = run_cli("pipelines.train", "train.epochs=1", "tracking.log_model=false",
                   f"tracking.uri={uri}", cwd=tmp_path)
     assert out.returncode == 0, out.stderr[-2000:]
+
+
+def test_a_signal_during_a_store_write_waits_for_the_write() -> None:
+    """Ctrl-C inside an MLflow call lands after it, so the session is never left half-flushed."""
+    import os
+    import signal
+
+    from backprop_lab.tracking.store import signals_deferred
+
+    done = []
+    with pytest.raises(KeyboardInterrupt), signals_deferred():
+        os.kill(os.getpid(), signal.SIGINT)
+        done.append("the write finished")
+    assert done == ["the write finished"]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler

@@ -5,10 +5,13 @@ through an epoch callback (`MetricBuffer`). The served model is in `served_model
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import sqlite3
+import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -198,6 +201,33 @@ def chunks(items: list[Any], size: int = BATCH) -> Iterable[list[Any]]:
     return (items[i : i + size] for i in range(0, len(items), size))
 
 
+@contextlib.contextmanager
+def signals_deferred() -> Iterator[None]:
+    """Inside, Ctrl-C and SIGTERM wait until the block ends, then act as they would have.
+
+    A store write cut by KeyboardInterrupt leaves MLflow's SQLAlchemy session half-flushed, and
+    the writes that end the run KILLED then fail too (seen in CI: a signal landing inside a
+    metric flush). Only the main thread receives signals; elsewhere nothing changes."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[tuple[int, Any]] = []
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    for sig in previous:
+        signal.signal(sig, lambda signum, frame: caught.append((signum, frame)))
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        for signum, frame in caught[:1]:
+            handler = previous[signal.Signals(signum)]
+            if callable(handler):
+                handler(signum, frame)
+            elif handler == signal.SIG_DFL:
+                signal.raise_signal(signum)
+
+
 class Run:
     """One MLflow run, addressed by id; every write is a batch."""
 
@@ -223,7 +253,8 @@ class Run:
         (MLFLOW_HTTP_REQUEST_MAX_RETRIES, 3 for the commands: about 15 s)."""
         t = time.perf_counter()
         try:
-            return fn(*args, **kwargs)
+            with signals_deferred():
+                return fn(*args, **kwargs)
         except Exception:
             self.unrecorded.append(what or getattr(fn, "__name__", "a write"))
             raise
