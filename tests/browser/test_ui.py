@@ -20,8 +20,6 @@ import contextlib
 import os
 import re
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -39,6 +37,7 @@ from backprop_lab.pipeline.config import CompareCommand
 from backprop_lab.tracking import ui
 from tests.conftest import compose_command
 from tests.experiments.test_sweeps import DIVERGING, run_sweep
+from tests.procs import free_port, stop_group
 
 WAIT = 120  # seconds for the React UI to show an element (a few on an idle machine)
 
@@ -58,12 +57,6 @@ def browser_paths() -> tuple[str, str]:
             pytest.fail(why)
         pytest.skip(why)
     return str(found[0]), str(found[1])
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture
@@ -111,12 +104,7 @@ def server(swept: dict[str, Any]) -> Iterator[dict[str, Any]]:
         assert printed, "".join(lines)
         yield {"url": printed.group(0), "base": base, "output": lines}
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+        stop_group(process)
 
 
 @pytest.fixture

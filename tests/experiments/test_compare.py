@@ -7,8 +7,6 @@ import json
 import math
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -24,6 +22,7 @@ from backprop_lab.experiments.compare import compare
 from backprop_lab.experiments.sweeps import SweepNotFound
 from backprop_lab.pipeline.config import CompareCommand
 from tests.conftest import compose_command
+from tests.procs import free_port, stop_group
 
 from .test_sweeps import diverging_sweep, sweep_runs  # noqa: F401  (the shared sweep fixture)
 
@@ -113,12 +112,6 @@ def test_compare_finds_a_sweep_by_id_prefix_and_names_a_missing_one(
         compose_command("compare", ["bogus=1"], CompareCommand)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def http(base: str, path: str, body: dict[str, Any] | None = None) -> str:
     """GET, or POST `body` as JSON; the response's text."""
     data = json.dumps(body).encode() if body is not None else None
@@ -177,12 +170,7 @@ def test_mlflow_ui_serves_the_sweep(diverging_sweep: dict[str, Any]) -> None:  #
         statuses = sorted(c["info"]["status"] for c in children)
         assert statuses == ["FAILED", "FAILED", "FINISHED", "FINISHED"]
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait()
+        stop_group(server)
 
 
 def test_a_resumed_sweep_lists_the_runs_it_reused(

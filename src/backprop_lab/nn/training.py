@@ -23,6 +23,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -119,12 +120,10 @@ class TrainData:
     def has_val(self) -> bool:
         return self.X_val is not None
 
-    @property
+    @cached_property
     def XT(self) -> Array:
         """Xᵀ (n_inputs, n), C-ordered: what a full-batch pass reads (made once, on demand)."""
-        if not hasattr(self, "_XT"):
-            self._XT = np.ascontiguousarray(self.X.T)
-        return self._XT
+        return np.ascontiguousarray(self.X.T)
 
 
 def train(
