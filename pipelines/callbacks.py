@@ -1,5 +1,5 @@
 """Hydra callbacks. `SweepTracking` groups a multirun under one MLflow parent run
-(`backprop_lab.experiments.sweep_run.SweepRun`): created in `on_multirun_start`, before any job,
+(`backprop_lab.experiments.sweep.parent.SweepRun`): created in `on_multirun_start`, before any job,
 ended with a summary in `on_multirun_end` (or FAILED at exit when the sweep raised).
 
 Hydra instantiates callbacks in single runs too: MLflow is imported only when a multirun starts.
@@ -58,7 +58,7 @@ class SweepTracking(Callback):
 
     def __init__(self, print_summary: bool = True) -> None:
         self.print_summary = print_summary
-        self._sweep: Any = None  # experiments.sweep_run.SweepRun, only in the launching process
+        self._sweep: Any = None  # experiments.sweep.parent.SweepRun, only in the launching process
         self._ended = False
 
     def __getstate__(self) -> dict[str, Any]:
@@ -66,7 +66,7 @@ class SweepTracking(Callback):
         return {"print_summary": self.print_summary, "_sweep": None, "_ended": True}
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        from backprop_lab.experiments.sweep_run import SweepRun
+        from backprop_lab.experiments.sweep.parent import SweepRun
 
         choices = OmegaConf.select(config, "hydra.runtime.choices") or {}
         self._sweep = SweepRun.start(

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hydra
 from omegaconf import DictConfig
 
-from backprop_lab.experiments.cleanup import cleanup
+from backprop_lab.experiments.reproduce.cleanup import cleanup
 from backprop_lab.pipeline.compose import to_command
 from backprop_lab.pipeline.config import CleanupCommand
 from pipelines.cli import run_command, task

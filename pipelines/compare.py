@@ -2,7 +2,7 @@
 
 Writes jobs.csv, jobs.md and the plots of the sweep (the latest unless `sweep_id` is given) to
 `out` and logs them to the sweep's parent run under compare/ (see
-`backprop_lab.experiments.compare`). Keys: sweep_id, out, metric, log_artifacts,
+`backprop_lab.experiments.sweep.compare`). Keys: sweep_id, out, metric, log_artifacts,
 tracking.uri, tracking.experiment (the experiment searched; default: all).
 """
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 import hydra
 from omegaconf import DictConfig
 
-from backprop_lab.experiments.compare import compare
+from backprop_lab.experiments.sweep.compare import compare
 from backprop_lab.pipeline.compose import to_command
 from backprop_lab.pipeline.config import CompareCommand
 from pipelines.cli import run_command, task

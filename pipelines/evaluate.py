@@ -3,7 +3,7 @@
     python -m pipelines.evaluate run_id=<id>                       # the run's own data and split
     python -m pipelines.evaluate run_id=<id> data=csv data.path=/abs/new.csv data.target=MEDV
 
-See `backprop_lab.experiments.evaluation`; split=auto|run|all.
+See `backprop_lab.experiments.reproduce.evaluation`; split=auto|run|all.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 import hydra
 from omegaconf import DictConfig
 
-from backprop_lab.experiments.evaluation import evaluate
+from backprop_lab.experiments.reproduce.evaluation import evaluate
 from backprop_lab.pipeline.compose import to_command
 from backprop_lab.pipeline.config import EvaluateCommand
 from pipelines.cli import run_command, task

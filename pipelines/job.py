@@ -12,9 +12,9 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from backprop_lab.errors import Diverged
-from backprop_lab.experiments.job import run_job
-from backprop_lab.experiments.run_record import JobOutcome
-from backprop_lab.experiments.sweep_run import read_marker
+from backprop_lab.experiments.run.job import run_job
+from backprop_lab.experiments.run.record import JobOutcome
+from backprop_lab.experiments.sweep.parent import read_marker
 
 
 def hydra_context() -> tuple[list[str], Path | None, bool]:

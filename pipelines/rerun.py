@@ -3,8 +3,8 @@
     python -m pipelines.rerun run_id=<id> [tracking.uri=sqlite:///...] [force=true]
     python -m pipelines.rerun sweep_id=<id>          # every job of a sweep
 
-See `backprop_lab.experiments.rerun`. Exit status: 0 identical or within tolerance, 1 different,
-2 refused (changed data, no logged config, an unknown run).
+See `backprop_lab.experiments.reproduce.rerun`. Exit status: 0 identical or within tolerance,
+1 different, 2 refused (changed data, no logged config, an unknown run).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
-from backprop_lab.experiments.rerun import exit_status, rerun
+from backprop_lab.experiments.reproduce.rerun import exit_status, rerun
 from backprop_lab.pipeline.compose import to_command
 from backprop_lab.pipeline.config import RerunCommand
 from pipelines.cli import run_command, task

@@ -105,7 +105,7 @@ def test_an_upward_import_is_caught() -> None:
     assert violations("backprop_lab.nn.network", ["mlflow"])
     assert violations("backprop_lab.pipeline.stages", ["backprop_lab.tracking.store"])
     assert violations("backprop_lab.data.load", ["hydra"])
-    assert not violations("backprop_lab.experiments.job", ["backprop_lab.pipeline.stages"])
+    assert not violations("backprop_lab.experiments.run.job", ["backprop_lab.pipeline.stages"])
 
 
 def test_importing_the_package_loads_neither_mlflow_nor_hydra() -> None:

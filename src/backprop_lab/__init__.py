@@ -52,7 +52,7 @@ _WHERE = {
     "History": "backprop_lab.nn.training",
     "MLPRegressor": "backprop_lab.pipeline.estimator",
     "Network": "backprop_lab.nn.network",
-    "RunResult": "backprop_lab.experiments.api",
+    "RunResult": "backprop_lab.experiments.run.api",
     "Scaler": "backprop_lab.data.scaling",
     "TrainConfig": "backprop_lab.nn.training",
     "TrainData": "backprop_lab.nn.training",
@@ -61,7 +61,7 @@ _WHERE = {
     "load_dataset": "backprop_lab.data.load",
     "load_network": "backprop_lab.nn.weights",
     "regression_metrics": "backprop_lab.data.metrics",
-    "run": "backprop_lab.experiments.api",
+    "run": "backprop_lab.experiments.run.api",
     "save_network": "backprop_lab.nn.weights",
     "split": "backprop_lab.data.splits",
     "train": "backprop_lab.nn.training",
@@ -74,7 +74,7 @@ if TYPE_CHECKING:
     from backprop_lab.data.scaling import Scaler
     from backprop_lab.data.splits import kfold, split
     from backprop_lab.errors import BackpropLabError
-    from backprop_lab.experiments.api import RunResult, run
+    from backprop_lab.experiments.run.api import RunResult, run
     from backprop_lab.nn.ensemble import Ensemble
     from backprop_lab.nn.network import Network, Workspace
     from backprop_lab.nn.training import History, TrainConfig, TrainData, train, train_many

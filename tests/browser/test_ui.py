@@ -32,11 +32,11 @@ from typing import Any
 import pytest
 from mlflow.tracking import MlflowClient
 
-from backprop_lab.experiments.compare import compare
+from backprop_lab.experiments.sweep.compare import compare
 from backprop_lab.pipeline.config import CompareCommand
 from backprop_lab.tracking import ui
 from tests.conftest import compose_command
-from tests.experiments.test_sweeps import DIVERGING, run_sweep
+from tests.experiments.sweep.test_sweeps import DIVERGING, run_sweep
 from tests.procs import free_port, stop_group
 
 WAIT = 120  # seconds for the React UI to show an element (a few on an idle machine)

@@ -1,6 +1,6 @@
 """The five stages as plain functions: load -> normalize -> build -> train -> evaluate.
 
-No Hydra and no MLflow here: `experiments.job` runs the stages and tracking plugs in as an
+No Hydra and no MLflow here: `experiments.run.job` runs the stages and tracking plugs in as an
 epoch callback. One seeded Generator is split into independent streams (data split, weight init,
 batch shuffling), so changing the number of epochs never changes the initial weights. With
 `model.ensemble=N` the init and shuffle streams each give one child stream per member. The

@@ -55,7 +55,7 @@ class StackedLauncher(Launcher):
 
     def launch(self, job_overrides: Sequence[Sequence[str]],
                initial_job_idx: int) -> Sequence[JobReturn]:
-        from backprop_lab.experiments.job import sigterm_as_interrupt
+        from backprop_lab.experiments.run.job import sigterm_as_interrupt
         from backprop_lab.pipeline import stacking
 
         setup_globals()

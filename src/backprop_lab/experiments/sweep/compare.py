@@ -11,7 +11,7 @@ is given) and writes, into `out` (default: <sweep dir>/compare, else ./sweep-<id
   report.html                  interactive (Plotly, offline): parallel coordinates on a log10
                                lr axis, learning curves per depth with bands, the heatmap
 The parent run's description (`mlflow.note.content`) becomes the comparison
-(`experiments.sweep_report`).
+(`experiments.sweep.description`).
 """
 
 from __future__ import annotations
@@ -22,7 +22,9 @@ from typing import Any
 
 import pandas as pd
 
-from backprop_lab.experiments import sweep_report, sweep_stats, sweeps
+from backprop_lab.experiments.sweep import assess as sweep_stats
+from backprop_lab.experiments.sweep import description as sweep_report
+from backprop_lab.experiments.sweep import readback as sweeps
 from backprop_lab.pipeline.config import CompareCommand
 from backprop_lab.plots import interactive, sweep_plots
 from backprop_lab.tracking import ui

@@ -23,9 +23,11 @@ from omegaconf import DictConfig, OmegaConf
 
 from backprop_lab.data.load import Dataset
 from backprop_lab.errors import BackpropLabError, Interrupted
-from backprop_lab.experiments import reproduce, run_record
-from backprop_lab.experiments.artifacts import write_artifacts, write_model, write_provenance
-from backprop_lab.experiments.report import (
+from backprop_lab.experiments.reproduce import comparison as reproduce
+from backprop_lab.experiments.run import record as run_record
+from backprop_lab.experiments.run.artifacts import write_artifacts, write_model, write_provenance
+from backprop_lab.experiments.run.record import JobOutcome
+from backprop_lab.experiments.run.report import (
     DESCRIPTION,
     Story,
     describe,
@@ -33,8 +35,7 @@ from backprop_lab.experiments.report import (
     print_run_line,
     target_units,
 )
-from backprop_lab.experiments.run_record import JobOutcome
-from backprop_lab.experiments.scoring import score_cells
+from backprop_lab.experiments.run.scoring import score_cells
 from backprop_lab.nn import diagnostics
 from backprop_lab.pipeline import crossval, stages
 from backprop_lab.pipeline.compose import to_config

@@ -1,7 +1,7 @@
 """Run a logged run again and check that it matches, bit for bit where it should.
 
 The config comes from the run's `config.yaml` artifact (never from today's `conf/`), merged into
-the typed schema and run through the same `experiments.job.run_job` as training, as a new run
+the typed schema and run through the same `experiments.run.job.run_job` as training, as a new run
 tagged `rerun_of=<id>`. Before that: the data is loaded and its sha256 checked against the run's
 `data_fingerprint` (a mismatch refuses, unless force=true), and a changed commit, uncommitted
 diff, package version, BLAS or platform is warned about. After: the final metrics and every
@@ -21,9 +21,10 @@ from pathlib import Path
 from typing import Any
 
 from backprop_lab.errors import InputError, RerunRefused
-from backprop_lab.experiments import reproduce, sweeps
-from backprop_lab.experiments.job import run_job
-from backprop_lab.experiments.logged_runs import LoggedRun
+from backprop_lab.experiments.reproduce import comparison as reproduce
+from backprop_lab.experiments.reproduce.logged_runs import LoggedRun
+from backprop_lab.experiments.run.job import run_job
+from backprop_lab.experiments.sweep import readback as sweeps
 from backprop_lab.pipeline import stages
 from backprop_lab.pipeline.compose import to_config
 from backprop_lab.pipeline.config import Config, RerunCommand

@@ -14,10 +14,10 @@ from mlflow.tracking import MlflowClient
 from omegaconf import OmegaConf
 
 import backprop_lab
-from backprop_lab.experiments import run_record
-from backprop_lab.experiments.report import Story, describe
-from backprop_lab.experiments.rerun import rerun
-from backprop_lab.experiments.run_record import model_name
+from backprop_lab.experiments.reproduce.rerun import rerun
+from backprop_lab.experiments.run import record as run_record
+from backprop_lab.experiments.run.record import model_name
+from backprop_lab.experiments.run.report import Story, describe
 from backprop_lab.nn.training import History
 from backprop_lab.pipeline.config import RerunCommand, TrackingConfig
 from backprop_lab.plots.run_plots import learning_curve_figure

@@ -11,7 +11,8 @@ import numpy as np
 from mlflow.tracking import MlflowClient
 
 import backprop_lab
-from backprop_lab.experiments import sweep_stats, sweeps
+from backprop_lab.experiments.sweep import assess as sweep_stats
+from backprop_lab.experiments.sweep import readback as sweeps
 from backprop_lab.pipeline import stages
 from backprop_lab.pipeline.compose import compose, to_config
 

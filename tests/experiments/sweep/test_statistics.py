@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from backprop_lab.experiments.statistics import (
+from backprop_lab.experiments.sweep.statistics import (
     BEST,
     DIVERGED,
     NO_EVIDENCE,

@@ -10,9 +10,11 @@ from typing import Any
 
 import pandas as pd
 
-from backprop_lab.experiments import statistics, sweep_report, sweeps
-from backprop_lab.experiments.statistics import Interval, Verdict
-from backprop_lab.experiments.sweep_stats import Assessment
+from backprop_lab.experiments.sweep import description as sweep_report
+from backprop_lab.experiments.sweep import readback as sweeps
+from backprop_lab.experiments.sweep import statistics
+from backprop_lab.experiments.sweep.assess import Assessment
+from backprop_lab.experiments.sweep.statistics import Interval, Verdict
 
 EID, PARENT = "7", "p" * 32
 
@@ -118,7 +120,7 @@ def test_the_parent_gets_the_description_when_the_sweep_ends(store_uri: str,
     """`SweepRun.finish` (the multirun's end) describes the parent: children made by hand."""
     from mlflow.tracking import MlflowClient
 
-    from backprop_lab.experiments.sweep_run import SweepRun
+    from backprop_lab.experiments.sweep.parent import SweepRun
 
     sweep_run = SweepRun.start(store_uri, "backprop-lab", tmp_path / "sweep", "lr_depth",
                                ["train.lr", "model.depth"], {})

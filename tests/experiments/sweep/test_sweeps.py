@@ -14,7 +14,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 from omegaconf import OmegaConf
 
-from backprop_lab.experiments.job import run_name
+from backprop_lab.experiments.run.job import run_name
 from backprop_lab.pipeline.compose import to_config
 from pipelines.callbacks import swept_keys
 from pipelines.job import train_job

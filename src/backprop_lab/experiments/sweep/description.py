@@ -15,9 +15,9 @@ from typing import Any
 
 import pandas as pd
 
-from backprop_lab.experiments import sweeps
-from backprop_lab.experiments.report import DESCRIPTION
-from backprop_lab.experiments.sweep_stats import LR, Assessment
+from backprop_lab.experiments.run.report import DESCRIPTION
+from backprop_lab.experiments.sweep import readback as sweeps
+from backprop_lab.experiments.sweep.assess import LR, Assessment
 from backprop_lab.tracking.ui import run_link
 
 LIMIT = 7900  # MLflow keeps at most 8000 characters of a tag value

@@ -17,7 +17,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from backprop_lab.data import load as data_mod
-from backprop_lab.experiments import reproduce
+from backprop_lab.experiments.reproduce import comparison as reproduce
 from tests.conftest import CONF, ROOT, compose_command, run_cli
 
 JOBS = ["-m", "train=gd,adam", "train.epochs=3", "tracking.log_model=false"]
@@ -155,7 +155,7 @@ def test_rerun_of_a_sweep_is_bit_identical_and_ignores_edited_conf(sweep: dict[s
 def test_evaluate_reproduces_the_logged_test_metrics(sweep: dict[str, Any], capsys: Any) -> None:
     """`python -m pipelines.evaluate run_id=<id> data=csv ...`, composed from conf/evaluate.yaml
     as Hydra would and run in this process (a subprocess would add seconds of imports)."""
-    from backprop_lab.experiments.evaluation import evaluate
+    from backprop_lab.experiments.reproduce.evaluation import evaluate
     from backprop_lab.pipeline.config import EvaluateCommand
 
     original = sweep["children"]["adam"]
@@ -178,7 +178,7 @@ def test_evaluate_reproduces_the_logged_test_metrics(sweep: dict[str, Any], caps
 @pytest.mark.slow
 def test_rerun_refuses_when_the_data_changed(sweep: dict[str, Any], capsys: Any) -> None:
     from backprop_lab.errors import RerunRefused
-    from backprop_lab.experiments.rerun import rerun
+    from backprop_lab.experiments.reproduce.rerun import rerun
     from backprop_lab.pipeline.config import RerunCommand, TrackingConfig
 
     csv: Path = sweep["csv"]

@@ -13,8 +13,10 @@ import time
 from pathlib import Path
 
 from backprop_lab.data.load import Dataset
-from backprop_lab.experiments import reproduce, run_record, statistics
-from backprop_lab.experiments.report import (
+from backprop_lab.experiments.reproduce import comparison as reproduce
+from backprop_lab.experiments.run import record as run_record
+from backprop_lab.experiments.run.record import JobOutcome
+from backprop_lab.experiments.run.report import (
     DESCRIPTION,
     Story,
     describe,
@@ -22,7 +24,7 @@ from backprop_lab.experiments.report import (
     print_run_line,
     target_units,
 )
-from backprop_lab.experiments.run_record import JobOutcome
+from backprop_lab.experiments.sweep import statistics
 from backprop_lab.pipeline import crossval
 from backprop_lab.pipeline.config import Config, hidden_layers
 from backprop_lab.tracking.store import Run

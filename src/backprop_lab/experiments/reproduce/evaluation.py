@@ -20,7 +20,7 @@ from backprop_lab.data import splits
 from backprop_lab.data.load import Dataset
 from backprop_lab.data.scaling import Scaler
 from backprop_lab.errors import ConfigError, DataError, RerunRefused
-from backprop_lab.experiments.logged_runs import LoggedRun
+from backprop_lab.experiments.reproduce.logged_runs import LoggedRun
 from backprop_lab.nn.weights import model_from_arrays
 from backprop_lab.pipeline import stages
 from backprop_lab.pipeline.compose import to_config

@@ -1,8 +1,8 @@
 """A sweep read back from MLflow: its parent run, its children, one table row per job, a summary.
 
 A sweep is one parent run (tags `sweep_role=parent`, `sweep_id`, `swept`) created by
-`experiments.sweep_run.SweepRun`, and one child run per job with the same `sweep_id` tag.
-The plots live in `plots.sweep_plots`; `experiments.compare` draws and writes them.
+`experiments.sweep.parent.SweepRun`, and one child run per job with the same `sweep_id` tag.
+The plots live in `plots.sweep_plots`; `experiments.sweep.compare` draws and writes them.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from mlflow.entities import Run as MlflowRun
 from mlflow.tracking import MlflowClient
 
 from backprop_lab.errors import NotFound
-from backprop_lab.experiments.reproduce import RANKING_METRICS, REUSE_TAG
+from backprop_lab.experiments.reproduce.comparison import RANKING_METRICS, REUSE_TAG
 
 PARENT_FILTER = "tags.sweep_role = 'parent'"
 # final metrics shown in the table, in this order, when the children logged them

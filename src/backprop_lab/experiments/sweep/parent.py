@@ -19,7 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from backprop_lab.experiments import sweep_report, sweep_stats, sweeps
+from backprop_lab.experiments.sweep import assess as sweep_stats
+from backprop_lab.experiments.sweep import description as sweep_report
+from backprop_lab.experiments.sweep import readback as sweeps
 from backprop_lab.tracking.liveness import Heartbeat, mark_stale
 from backprop_lab.tracking.store import Run, Store, resolve_uri
 

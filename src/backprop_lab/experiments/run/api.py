@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from backprop_lab.experiments.job import run_job
+from backprop_lab.experiments.run.job import run_job
 from backprop_lab.nn.ensemble import Model
 from backprop_lab.pipeline.compose import compose
 

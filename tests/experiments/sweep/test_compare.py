@@ -18,8 +18,8 @@ import pandas as pd
 import pytest
 from hydra.errors import ConfigCompositionException
 
-from backprop_lab.experiments.compare import compare
-from backprop_lab.experiments.sweeps import SweepNotFound
+from backprop_lab.experiments.sweep.compare import compare
+from backprop_lab.experiments.sweep.readback import SweepNotFound
 from backprop_lab.pipeline.config import CompareCommand
 from tests.conftest import compose_command
 from tests.procs import free_port, stop_group
@@ -179,7 +179,7 @@ def test_a_resumed_sweep_lists_the_runs_it_reused(
     the new sweep in its table and its summary."""
     from mlflow.tracking import MlflowClient
 
-    from backprop_lab.experiments import sweeps
+    from backprop_lab.experiments.sweep import readback as sweeps
 
     db = tmp_path / "mlflow.db"
     shutil.copy(diverging_sweep["uri"].removeprefix("sqlite:///"), db)
@@ -202,7 +202,7 @@ def test_a_job_with_cell_curves_gives_one_curve_per_cell(tmp_path: Path) -> None
     per score cell, for its bands; its mean is what learning_curves.png draws."""
     from types import SimpleNamespace
 
-    from backprop_lab.experiments.compare import CELL_CURVES, cell_curves, mean_curve
+    from backprop_lab.experiments.sweep.compare import CELL_CURVES, cell_curves, mean_curve
 
     frame = pd.DataFrame({"repeat": [0, 0, 0, 0, 1, 1], "fold": [0, 0, 1, 1, 0, 0],
                           "epoch": [1, 0, 0, 1, 0, 1], "val_loss": [2.0, 3.0, 5.0, 4.0, 7.0, 6.0]})

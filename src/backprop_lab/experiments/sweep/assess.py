@@ -3,7 +3,7 @@ the learning-rate frontier of divergence per depth.
 
 The cells of a job come from its `scores.csv` artifact (one row per (repeat, fold)); a job
 logged before that artifact existed falls back on its `fold{k}.<metric>` metrics, or on its one
-final metric. The statistics are `experiments.statistics`; this module reads MLflow and writes
+final metric. The statistics are `experiments.sweep.statistics`; this module reads MLflow and writes
 the table's columns, the summary's words and the runs' tags.
 """
 
@@ -19,8 +19,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from backprop_lab.experiments import statistics
-from backprop_lab.experiments.statistics import NO_EVIDENCE, Cells, Verdict
+from backprop_lab.experiments.sweep import statistics
+from backprop_lab.experiments.sweep.statistics import NO_EVIDENCE, Cells, Verdict
 
 LR, DEPTH = "train.lr", "depth"
 
@@ -101,7 +101,7 @@ class Assessment:
 
 def assess(client: Any, runs: Sequence[Any], metric: str, failed: set[str]) -> Assessment:
     """Tiers of `runs` on `metric` (`failed`: the run ids that diverged or failed)."""
-    from backprop_lab.experiments.sweeps import higher_is_better
+    from backprop_lab.experiments.sweep.readback import higher_is_better
 
     cells: dict[str, Cells] = {}
     ratios = []

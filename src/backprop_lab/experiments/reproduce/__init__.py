@@ -1,0 +1,1 @@
+"""Runs read back: reruns and their comparison, evaluations of logged models, cleanup."""

@@ -1,0 +1,1 @@
+"""One tracked job: training, scoring on cells, its record, report and artifacts."""

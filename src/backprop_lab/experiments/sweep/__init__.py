@@ -1,0 +1,1 @@
+"""A sweep: its parent run, its jobs read back, their verdicts, description and comparison."""
