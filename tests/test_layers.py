@@ -3,11 +3,17 @@
     nn -> data -> (pipeline, tracking, plots) -> experiments -> pipelines (the commands)
 
 `errors` and `paths` import nothing of the project and sit below every layer. pipeline,
-tracking and plots are peers: none imports another. Third-party rules: the numerical core
-imports nothing beyond numpy and scipy; MLflow only in tracking and above; Hydra only in
-`pipeline.compose` (where configs are composed) and in pipelines/. The imports are read with
-`ast` (a module-level import and one inside a function count alike), so an upward import
-fails this test wherever it is written.
+tracking and plots are peers: none imports another. Inside experiments the rooms are layers too:
+
+    experiments.run -> experiments.sweep -> experiments.reproduce
+
+one job knows nothing of sweeps; a sweep is made of jobs; reproducing reads runs and sweeps
+back and runs them again. No module imports itself back through a cycle.
+
+Third-party rules: the numerical core imports nothing beyond numpy and scipy; MLflow only in
+tracking and above; Hydra only in `pipeline.compose` (where configs are composed) and in
+pipelines/. The imports are read with `ast` (a module-level import and one inside a function
+count alike), so an upward import fails this test wherever it is written.
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ THIRD_PARTY = {  # layer -> the third-party top-level packages it may import (be
     "pipelines": {"hydra", "omegaconf", "mlflow", "hydra_plugins"},
 }
 HYDRA_ALLOWED = {"backprop_lab.pipeline.compose"}
+ROOMS = {"run": 0, "sweep": 1, "reproduce": 2}  # experiments' sub-packages, bottom to top
 
 
 def layer_of(module: str) -> str:
@@ -44,6 +51,13 @@ def layer_of(module: str) -> str:
     if parts[0] in ("pipelines", "hydra_plugins"):
         return "pipelines"
     return parts[1] if len(parts) > 1 else "__init__"
+
+
+def room_of(module: str) -> str | None:
+    """`backprop_lab.experiments.sweep.compare` -> sweep; None outside the rooms."""
+    parts = module.split(".")
+    return parts[2] if len(parts) > 2 and parts[:2] == ["backprop_lab", "experiments"] \
+        and parts[2] in ROOMS else None
 
 
 def modules() -> dict[str, Path]:
@@ -82,6 +96,10 @@ def violations(module: str, imported: list[str]) -> list[str]:
             peers = target != own and RANK[target] == RANK[own]
             if RANK[target] > RANK[own] or peers:
                 found.append(f"{module} ({own}) imports {name} ({target})")
+            elif own == target == "experiments" and room_of(name) is not None:
+                mine, theirs = room_of(module), room_of(name)
+                if mine is None or ROOMS[str(theirs)] > ROOMS[mine]:
+                    found.append(f"{module} (room {mine}) imports {name} (room {theirs})")
         elif top not in sys.stdlib_module_names and top != "__future__":
             if top not in THIRD_PARTY[own]:
                 found.append(f"{module} ({own}) imports third-party {top}")
@@ -106,6 +124,42 @@ def test_an_upward_import_is_caught() -> None:
     assert violations("backprop_lab.pipeline.stages", ["backprop_lab.tracking.store"])
     assert violations("backprop_lab.data.load", ["hydra"])
     assert not violations("backprop_lab.experiments.run.job", ["backprop_lab.pipeline.stages"])
+
+
+def test_the_rooms_point_down() -> None:
+    """Run code never imports sweep code; reproduce sits above both."""
+    assert violations("backprop_lab.experiments.run.job",
+                      ["backprop_lab.experiments.sweep.readback"])
+    assert violations("backprop_lab.experiments.sweep.compare",
+                      ["backprop_lab.experiments.reproduce.rerun"])
+    assert not violations("backprop_lab.experiments.reproduce.rerun",
+                          ["backprop_lab.experiments.sweep.readback",
+                           "backprop_lab.experiments.run.job"])
+    assert not violations("backprop_lab.experiments.sweep.assess",
+                          ["backprop_lab.experiments.run.cells"])
+    assert set(ROOMS) == {p.name for p in (SRC / "experiments").iterdir()
+                          if (p / "__init__.py").is_file()}
+
+
+def test_no_import_cycles() -> None:
+    """The project's modules form a DAG (an import inside a function counts too)."""
+    known = modules()
+    graph = {m: {n for n in imports(p) if n in known and n != m} for m, p in known.items()}
+    state: dict[str, int] = {}  # 1 on the current path, 2 done
+
+    def visit(node: str, path: list[str]) -> list[str]:
+        state[node] = 1
+        for nxt in sorted(graph[node]):
+            if state.get(nxt) == 1:
+                return [*path, node, nxt]
+            if nxt not in state and (cycle := visit(nxt, [*path, node])):
+                return cycle
+        state[node] = 2
+        return []
+
+    for start in sorted(graph):
+        if start not in state:
+            assert visit(start, []) == []
 
 
 def test_importing_the_package_loads_neither_mlflow_nor_hydra() -> None:

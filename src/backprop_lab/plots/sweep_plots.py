@@ -1,7 +1,8 @@
-"""The pictures of a sweep, drawn from its jobs table (`sweeps.jobs_table`) and learning curves:
-final validation loss against the learning rate (one line per depth), the learning curves (one
-panel per depth, coloured by learning rate, jobs that did not finish dashed and crossed where
-they ended), and a learning-rate x depth heatmap. The interactive report is `plots.interactive`."""
+"""The pictures of a sweep, drawn from its jobs table (`experiments.sweep.readback.jobs_table`)
+and learning curves: final validation loss against the learning rate (one line per depth), the
+learning curves (one panel per depth, coloured by learning rate, jobs that did not finish dashed
+and crossed where they ended), and a learning-rate x depth heatmap. The interactive report is
+`plots.interactive`."""
 
 from __future__ import annotations
 

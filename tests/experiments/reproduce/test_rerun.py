@@ -17,7 +17,8 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from backprop_lab.data import load as data_mod
-from backprop_lab.experiments.reproduce import comparison as reproduce
+from backprop_lab.experiments.reproduce import comparison
+from backprop_lab.experiments.run import identity
 from tests.conftest import CONF, ROOT, compose_command, run_cli
 
 JOBS = ["-m", "train=gd,adam", "train.epochs=3", "tracking.log_model=false"]
@@ -38,28 +39,28 @@ def test_config_hash_ignores_tracking_and_display_keys_only() -> None:
            "tracking": {"uri": "sqlite:///a.db"}, "rerun": {"force": False}}
     same = {**cfg, "train": {"lr": 0.1, "progress": True}, "eval": {"n_examples": 0},
             "tracking": {"uri": "sqlite:///b.db"}, "rerun": {"force": True}}
-    base = reproduce.config_hash(cfg, "data", "commit", "")
-    assert reproduce.config_hash(same, "data", "commit", "") == base
-    assert reproduce.config_hash({**cfg, "seed": 1}, "data", "commit", "") != base
-    assert reproduce.config_hash(cfg, "other data", "commit", "") != base
-    assert reproduce.config_hash(cfg, "data", "other commit", "") != base
-    assert reproduce.config_hash(cfg, "data", "commit", "diff --git a/x b/x") != base
+    base = identity.config_hash(cfg, "data", "commit", "")
+    assert identity.config_hash(same, "data", "commit", "") == base
+    assert identity.config_hash({**cfg, "seed": 1}, "data", "commit", "") != base
+    assert identity.config_hash(cfg, "other data", "commit", "") != base
+    assert identity.config_hash(cfg, "data", "other commit", "") != base
+    assert identity.config_hash(cfg, "data", "commit", "diff --git a/x b/x") != base
 
 
 def test_compare_gives_identical_within_tolerance_or_different() -> None:
     w = np.array([[0.5, -1.25]])
-    same = reproduce.compare("a", "b", ({"mse": 1.0}, {"mse": 1.0}), ({"W0": w}, {"W0": w.copy()}))
-    assert same.verdict == reproduce.IDENTICAL and same.largest("array") == 0.0
-    close = reproduce.compare("a", "b", ({"mse": 1.0}, {"mse": 1.0 + 1e-12}), ({}, {}))
-    assert close.verdict == reproduce.WITHIN
+    same = comparison.compare("a", "b", ({"mse": 1.0}, {"mse": 1.0}), ({"W0": w}, {"W0": w.copy()}))
+    assert same.verdict == comparison.IDENTICAL and same.largest("array") == 0.0
+    close = comparison.compare("a", "b", ({"mse": 1.0}, {"mse": 1.0 + 1e-12}), ({}, {}))
+    assert close.verdict == comparison.WITHIN
     assert close.items[0].max_abs == pytest.approx(1e-12, rel=1e-3)
-    far = reproduce.compare("a", "b", ({"mse": 1.0}, {"mse": 1.0}), ({"W0": w}, {"W0": w + 1e-3}))
-    assert far.verdict == reproduce.DIFFERENT
+    far = comparison.compare("a", "b", ({"mse": 1.0}, {"mse": 1.0}), ({"W0": w}, {"W0": w + 1e-3}))
+    assert far.verdict == comparison.DIFFERENT
     assert far.items[-1].name == "W0" and far.items[-1].max_abs == pytest.approx(1e-3)
-    f32 = reproduce.compare("a", "b", ({}, {}), ({"W0": w}, {"W0": w.astype(np.float32)}))
-    assert f32.verdict == reproduce.WITHIN and "dtype" in f32.items[0].note  # same values
-    missing = reproduce.compare("a", "b", ({"mse": 1.0}, {}), ({}, {}))
-    assert missing.verdict == reproduce.DIFFERENT
+    f32 = comparison.compare("a", "b", ({}, {}), ({"W0": w}, {"W0": w.astype(np.float32)}))
+    assert f32.verdict == comparison.WITHIN and "dtype" in f32.items[0].note  # same values
+    missing = comparison.compare("a", "b", ({"mse": 1.0}, {}), ({}, {}))
+    assert missing.verdict == comparison.DIFFERENT
     assert "rerun_verdict" in same.tags() and same.to_dict()["verdict"] == "identical"
 
 
@@ -68,8 +69,8 @@ def test_provenance_warnings_name_what_changed() -> None:
               "blas": "openblas A; openblas B", "platform": "Linux"}
     now = {"git_commit": "abc", "version.numpy": "2.0", "blas": "openblas B; openblas A",
            "platform": "Linux"}
-    assert reproduce.provenance_warnings(logged, now, None, "") == []
-    changed = reproduce.provenance_warnings(logged, {**now, "git_commit": "def",
+    assert comparison.provenance_warnings(logged, now, None, "") == []
+    changed = comparison.provenance_warnings(logged, {**now, "git_commit": "def",
                                                       "version.numpy": "2.1"}, None, "x")
     assert [w.split()[0] for w in changed] == ["git", "uncommitted", "version.numpy"]
 
@@ -217,7 +218,7 @@ def test_relaunched_sweep_runs_only_the_deleted_job(sweep: dict[str, Any]) -> No
     experiment = [kept.info.experiment_id]
     parent = client.search_runs(experiment, f"tags.sweep_id = '{new_sweep}' and "
                                             "tags.sweep_role = 'parent'")[0]
-    assert parent.data.tags[f"{reproduce.REUSE_TAG}{kept.info.run_id}"]
+    assert parent.data.tags[f"{identity.REUSE_TAG}{kept.info.run_id}"]
     trained = jobs(client, new_sweep)
     assert [r.data.params["train.optimizer"] for r in trained] == ["gd"]
     assert trained[0].data.tags["config_hash"] == deleted.data.tags["config_hash"]

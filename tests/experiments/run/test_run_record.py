@@ -15,7 +15,7 @@ from omegaconf import OmegaConf
 
 import backprop_lab
 from backprop_lab.experiments.reproduce.rerun import rerun
-from backprop_lab.experiments.run import record as run_record
+from backprop_lab.experiments.run import record
 from backprop_lab.experiments.run.record import model_name
 from backprop_lab.experiments.run.report import Story, describe
 from backprop_lab.nn.training import History
@@ -62,10 +62,10 @@ def test_params_name_the_architecture_once_as_it_trained(store_uri: str, tmp_pat
 def test_width_is_the_widest_layer_and_zero_without_hidden_layers(compose_config: Any) -> None:
     resolved = OmegaConf.to_container(compose_config(["model.hidden=[8,4]", "train.lr=3e-4"]),
                                       resolve=True)
-    params = run_record.run_params(resolved, [8, 4])  # type: ignore[arg-type]
+    params = record.run_params(resolved, [8, 4])  # type: ignore[arg-type]
     assert (params["hidden"], params["depth"], params["width"]) == ("[8, 4]", "2", "8")
     assert float(params["train.log10_lr"]) == pytest.approx(math.log10(3e-4))
-    assert run_record.run_params(resolved, [])["width"] == "0"  # type: ignore[arg-type]
+    assert record.run_params(resolved, [])["width"] == "0"  # type: ignore[arg-type]
 
 
 def test_fixed_epochs_log_no_best_val_loss_and_draw_no_best_epoch(store_uri: str) -> None:
@@ -92,9 +92,9 @@ def test_the_learning_curve_marks_the_best_epoch_only_when_its_weights_were_kept
     blown = History(train_cost=[3.0, math.inf], val_cost=[2.0, math.nan], best_epoch=0,
                     best_cost=2.0, diverged=True, diverged_epoch=1)
     assert "diverged (epoch 1)" in legend([blown], kept=True)
-    assert run_record.best_kept(None, history) is False
-    assert run_record.best_kept(5, history) is True
-    assert run_record.best_kept(None, blown) is True  # a divergence restores the best weights
+    assert record.best_kept(None, history) is False
+    assert record.best_kept(5, history) is True
+    assert record.best_kept(None, blown) is True  # a divergence restores the best weights
 
 
 @pytest.mark.parametrize(("overrides", "epoch", "overflow"), [
@@ -113,7 +113,7 @@ def test_a_diverged_run_shows_its_blow_up_and_logs_no_scores(store_uri: str,
     last_finite = float(run.data.tags["last_finite_cost"])
     assert val_loss[epoch] > 100 * last_finite
     assert math.isfinite(val_loss[epoch]) and math.isfinite(train_loss[epoch])
-    assert (val_loss[epoch] == run_record.DIVERGED_COST) == overflow
+    assert (val_loss[epoch] == record.DIVERGED_COST) == overflow
     metrics = run.data.metrics
     assert not [k for k in metrics if k.startswith(("val_", "test_", "train_"))
                 and k not in ("val_loss", "train_loss")]

@@ -179,7 +179,7 @@ def test_a_resumed_sweep_lists_the_runs_it_reused(
     the new sweep in its table and its summary."""
     from mlflow.tracking import MlflowClient
 
-    from backprop_lab.experiments.sweep import readback as sweeps
+    from backprop_lab.experiments.sweep import readback
 
     db = tmp_path / "mlflow.db"
     shutil.copy(diverging_sweep["uri"].removeprefix("sqlite:///"), db)
@@ -189,11 +189,11 @@ def test_a_resumed_sweep_lists_the_runs_it_reused(
     tags = {"sweep_id": "f" * 32, "sweep_role": "parent",
             **{f"reused.{r.info.run_id}": "-" for r in reused}}
     parent = client.create_run(old_parent.info.experiment_id, tags=tags).info.run_id
-    found = sweeps.children(client, parent)
+    found = readback.children(client, parent)
     assert {r.info.run_id for r in found} == {r.info.run_id for r in reused}
-    table = sweeps.jobs_table(found, parent_run_id=parent)
+    table = readback.jobs_table(found, parent_run_id=parent)
     assert table["reused"].all() and len(table) == 2
-    summary = sweeps.summarize(found, "f" * 32, parent_run_id=parent)
+    summary = readback.summarize(found, "f" * 32, parent_run_id=parent)
     assert summary.reused == 2 and "(2 reused from earlier runs)" in summary.text()
 
 

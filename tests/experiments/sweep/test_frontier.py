@@ -11,8 +11,7 @@ import numpy as np
 from mlflow.tracking import MlflowClient
 
 import backprop_lab
-from backprop_lab.experiments.sweep import assess as sweep_stats
-from backprop_lab.experiments.sweep import readback as sweeps
+from backprop_lab.experiments.sweep import assess, readback
 from backprop_lab.pipeline import stages
 from backprop_lab.pipeline.compose import compose, to_config
 
@@ -32,7 +31,7 @@ def test_the_lr_frontier_brackets_gradient_descents_stability_bound(store_uri: s
     experiment = client.get_experiment_by_name("frontier")
     assert experiment is not None
     runs = client.search_runs([experiment.experiment_id])
-    table = sweeps.jobs_table(runs)
-    edge = sweep_stats.frontier(table)
+    table = readback.jobs_table(runs)
+    edge = assess.frontier(table)
     assert edge["lr_max_stable.depth_0"] < bound < edge["lr_min_diverged.depth_0"]
     assert edge["lr_max_stable.depth_0"] == 0.9 * bound

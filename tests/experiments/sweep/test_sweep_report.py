@@ -10,9 +10,7 @@ from typing import Any
 
 import pandas as pd
 
-from backprop_lab.experiments.sweep import description as sweep_report
-from backprop_lab.experiments.sweep import readback as sweeps
-from backprop_lab.experiments.sweep import statistics
+from backprop_lab.experiments.sweep import description, readback, statistics
 from backprop_lab.experiments.sweep.assess import Assessment
 from backprop_lab.experiments.sweep.statistics import Interval, Verdict
 
@@ -48,7 +46,7 @@ def sweep(n_finished: int = 3, tested: bool = True) -> dict[str, Any]:
                                                           r["val_mse"] + 1, 5))
     assessment = Assessment("val_mse", verdicts, n_cells=5 if tested else 1, ratio=0.25)
     table = assessment.columns(table)
-    summary = sweeps.Summary("ab" * 16, {"FINISHED": n_finished, "DIVERGED": 1, "FAILED": 1},
+    summary = readback.Summary("ab" * 16, {"FINISHED": n_finished, "DIVERGED": 1, "FAILED": 1},
                              diverged=[diverged["run_name"]], failed=[failed["run_name"]],
                              metric="val_mse")
     if rows:
@@ -61,7 +59,7 @@ def sweep(n_finished: int = 3, tested: bool = True) -> dict[str, Any]:
 
 
 def describe(s: dict[str, Any], compared: bool = True) -> str:
-    return sweep_report.describe(s["table"], s["runs"], s["summary"], s["assessment"], s["edge"],
+    return description.describe(s["table"], s["runs"], s["summary"], s["assessment"], s["edge"],
                                  EID, PARENT, "lr_depth", compared=compared)
 
 
@@ -105,7 +103,7 @@ def test_without_evidence_there_are_no_tier_columns_and_the_reason_is_given() ->
 def test_a_large_sweep_fits_in_one_tag() -> None:
     s = sweep(n_finished=300)
     text = describe(s)
-    assert len(text) <= sweep_report.LIMIT
+    assert len(text) <= description.LIMIT
     assert "more finished jobs: `compare/jobs.md`" in text
     assert "**Did not finish** (not ranked):" in text and "Learning-rate frontier" in text
 
@@ -139,7 +137,7 @@ def test_the_parent_gets_the_description_when_the_sweep_ends(store_uri: str,
         client.set_terminated(run.info.run_id, status)
         ids[lr] = run.info.run_id
     sweep_run.finish("FINISHED")
-    text = client.get_run(pid).data.tags[sweep_report.DESCRIPTION]
+    text = client.get_run(pid).data.tags[description.DESCRIPTION]
     assert text.startswith(f"**Sweep `lr_depth` `{sweep_run.sweep_id[:8]}`**: 3 jobs")
     assert f"best_run_id: [`{ids[0.01]}`](#/experiments/{eid}/runs/{ids[0.01]}?" in text
     ranked, rest = text.split("**Did not finish**")

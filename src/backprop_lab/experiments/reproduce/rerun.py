@@ -21,10 +21,11 @@ from pathlib import Path
 from typing import Any
 
 from backprop_lab.errors import InputError, RerunRefused
-from backprop_lab.experiments.reproduce import comparison as reproduce
+from backprop_lab.experiments.reproduce import comparison
 from backprop_lab.experiments.reproduce.logged_runs import LoggedRun
+from backprop_lab.experiments.run import identity
 from backprop_lab.experiments.run.job import run_job
-from backprop_lab.experiments.sweep import readback as sweeps
+from backprop_lab.experiments.sweep import readback
 from backprop_lab.pipeline import stages
 from backprop_lab.pipeline.compose import to_config
 from backprop_lab.pipeline.config import Config, RerunCommand
@@ -53,7 +54,7 @@ def check_data(original: LoggedRun, config: Config, force: bool) -> list[str]:
 
 
 def rerun_one(store: Store, run_id: str, cmd: RerunCommand, folder: Path,
-              extra_tags: dict[str, str] | None = None) -> reproduce.Comparison:
+              extra_tags: dict[str, str] | None = None) -> comparison.Comparison:
     """Rerun one logged run, compare it with the original, tag and report the verdict."""
     original = LoggedRun(store.client, run_id, folder)
     cfg = original.config(store.uri, cmd.tracking.experiment)
@@ -63,7 +64,7 @@ def rerun_one(store: Store, run_id: str, cmd: RerunCommand, folder: Path,
     now = {"git_commit": git["commit"], **provenance.environment()}
     diff_path = original.fetch("git_diff.patch")
     logged_diff = diff_path.read_text() if diff_path is not None else None
-    warnings += reproduce.provenance_warnings(original.tags, now, logged_diff, git["diff"])
+    warnings += comparison.provenance_warnings(original.tags, now, logged_diff, git["diff"])
     for line in warnings:
         log.warning(line)
     hydra_dir = original.fetch(".hydra")
@@ -74,33 +75,33 @@ def rerun_one(store: Store, run_id: str, cmd: RerunCommand, folder: Path,
     outcome = run_job(cfg, original.overrides(), hydra_dir.parent if hydra_dir else None,
                       extra_tags=tags, name=name)
     rerun = LoggedRun(store.client, outcome.run_id, folder)
-    comparison = reproduce.compare(run_id, outcome.run_id, (original.metrics, rerun.metrics),
-                                   (original.arrays(), rerun.arrays()), cmd.rtol, cmd.atol)
+    verdict = comparison.compare(run_id, outcome.run_id, (original.metrics, rerun.metrics),
+                                 (original.arrays(), rerun.arrays()), cmd.rtol, cmd.atol)
     same_hash = rerun.tags.get("config_hash") == original.tags.get("config_hash")
     if not same_hash:
         log.warning("the rerun's config_hash differs from the run's: its code, data or "
                     "model.init_from weights are not the same")
     run = Run(Store(store.uri, str(cfg.tracking.experiment)), outcome.run_id)
-    run.set_tags({**comparison.tags(), "rerun_same_config_hash": str(same_hash).lower()})
-    report = folder / f"comparison-{outcome.run_id}"
+    run.set_tags({**verdict.tags(), "rerun_same_config_hash": str(same_hash).lower()})
+    report = folder / f"verdict-{outcome.run_id}"
     report.mkdir()
-    (report / "rerun_comparison.json").write_text(json.dumps(comparison.to_dict(), indent=2))
+    (report / "rerun_comparison.json").write_text(json.dumps(verdict.to_dict(), indent=2))
     run.log_artifacts(report)
-    print(f"\nrerun {outcome.run_id} of run {run_id}:\n{comparison.table()}")
-    largest = {k: comparison.largest(k) for k in ("metric", "array")}
+    print(f"\nrerun {outcome.run_id} of run {run_id}:\n{verdict.table()}")
+    largest = {k: verdict.largest(k) for k in ("metric", "array")}
     shown = {k: "none logged" if math.isnan(v) else f"{v:.3g}" for k, v in largest.items()}
-    print(f"verdict: {comparison.verdict} (largest |difference|: metrics {shown['metric']}, "
+    print(f"verdict: {verdict.verdict} (largest |difference|: metrics {shown['metric']}, "
           f"weights {shown['array']}; tolerance rtol={cmd.rtol:g}, atol={cmd.atol:g})",
           flush=True)
-    return comparison
+    return verdict
 
 
 def sweep_runs(client: Any, sweep_id: str) -> tuple[str, list[str]]:
     """The sweep's full id and its jobs: its children, then the runs it reused."""
-    parent = sweeps.find_parent(client, sweep_id)
-    ids = [r.info.run_id for r in sweeps.children(client, parent.info.run_id)]
-    ids += [k[len(reproduce.REUSE_TAG):] for k in sorted(parent.data.tags)
-            if k.startswith(reproduce.REUSE_TAG)]
+    parent = readback.find_parent(client, sweep_id)
+    ids = [r.info.run_id for r in readback.children(client, parent.info.run_id)]
+    ids += [k[len(identity.REUSE_TAG):] for k in sorted(parent.data.tags)
+            if k.startswith(identity.REUSE_TAG)]
     return parent.data.tags["sweep_id"], list(dict.fromkeys(ids))
 
 
@@ -135,4 +136,4 @@ def exit_status(verdicts: dict[str, str]) -> int:
     """0 all identical or within tolerance, 1 any different, 2 any refused."""
     if REFUSED in verdicts.values():
         return 2
-    return 1 if reproduce.DIFFERENT in verdicts.values() else 0
+    return 1 if comparison.DIFFERENT in verdicts.values() else 0

@@ -23,8 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from backprop_lab.data.load import Dataset
 from backprop_lab.errors import BackpropLabError, Interrupted
-from backprop_lab.experiments.reproduce import comparison as reproduce
-from backprop_lab.experiments.run import record as run_record
+from backprop_lab.experiments.run import identity, record
 from backprop_lab.experiments.run.artifacts import write_artifacts, write_model, write_provenance
 from backprop_lab.experiments.run.record import JobOutcome
 from backprop_lab.experiments.run.report import (
@@ -81,7 +80,7 @@ def run_job(cfg: DictConfig, overrides: list[str], hydra_dir: Path | None,
     sweep.json), the run is a child of the sweep's parent; with `reuse`, a job that a finished
     run already did (same config_hash) is not trained again, unless `rerun.force`."""
     config = to_config(cfg)
-    cfg = run_record.with_hidden(cfg, hidden_layers(config.model))  # what config.yaml says
+    cfg = record.with_hidden(cfg, hidden_layers(config.model))  # what config.yaml says
     ds = stages.load(config.data)
     stages.check_fits(config, ds)
     sweep = sweep or {}
@@ -91,9 +90,9 @@ def run_job(cfg: DictConfig, overrides: list[str], hydra_dir: Path | None,
     git = provenance.git_state()
     resolved = OmegaConf.to_container(cfg, resolve=True)
     assert isinstance(resolved, dict)
-    chash = reproduce.config_hash(resolved, ds.fingerprint, git["commit"], git["diff"])
+    chash = identity.config_hash(resolved, ds.fingerprint, git["commit"], git["diff"])
     if reuse and git["commit"] != "unknown" and not config.rerun.force:
-        found = reproduce.find_reusable(store.client, store.experiment_id, chash)
+        found = identity.find_reusable(store.client, store.experiment_id, chash)
         if found is not None:
             return reused(store, found, sweep, overrides)
     tags = {**start_tags(config, overrides, git), **(extra_tags or {}), "config_hash": chash}
@@ -134,8 +133,8 @@ def reused(store: Store, run: Any, sweep: dict[str, Any], overrides: list[str]) 
              "rerun.force=true trains it again", run_id, status, run.data.tags["config_hash"][:12])
     if sweep.get("parent_run_id"):
         Run(store, sweep["parent_run_id"]).set_tags(
-            {f"{reproduce.REUSE_TAG}{run_id}": " ".join(overrides) or "-"})
-    return JobOutcome(run_id, status, metrics, reproduce.objective(metrics, status))
+            {f"{identity.REUSE_TAG}{run_id}": " ".join(overrides) or "-"})
+    return JobOutcome(run_id, status, metrics, identity.objective(metrics, status))
 
 
 def tracked_pipeline(cfg: DictConfig, config: Config, run: Run, hydra_dir: Path | None,
@@ -145,7 +144,7 @@ def tracked_pipeline(cfg: DictConfig, config: Config, run: Run, hydra_dir: Path 
     links them), the description and the run's end status."""
     hidden = hidden_layers(config.model)
     resolved = OmegaConf.to_container(cfg, resolve=True)
-    run.log_params(run_record.run_params(resolved, hidden))  # type: ignore[arg-type]
+    run.log_params(record.run_params(resolved, hidden))  # type: ignore[arg-type]
     run.set_tags({"data_fingerprint": ds.fingerprint, "data_source": ds.source,
                   "data_shape": f"{ds.X.shape[0]}x{ds.X.shape[1]}"})
     if config.eval.cv_folds >= 2 or config.eval.repeats > 1:
@@ -164,16 +163,16 @@ def tracked_pipeline(cfg: DictConfig, config: Config, run: Run, hydra_dir: Path 
     train_seconds = time.perf_counter() - started
     buffer.flush()
     patience, history, first = config.train.patience, result.history, result.histories[0]
-    blown_up = run_record.diverged_point(first)  # member 0's curve is the one logged
+    blown_up = record.diverged_point(first)  # member 0's curve is the one logged
     if blown_up:
         run.log_metrics(blown_up, step=first.diverged_epoch or 0)
-    metrics = run_record.final_metrics(result.evaluation.metrics, patience, history)
-    step = run_record.final_step(patience, first)
+    metrics = record.final_metrics(result.evaluation.metrics, patience, history)
+    step = record.final_step(patience, first)
     run.log_metrics(metrics, step=step)
     with tempfile.TemporaryDirectory(prefix="backprop-lab-") as tmp:
         folder = Path(tmp)
         model_npz = write_artifacts(folder, cfg, result, git_diff, hydra_dir,
-                                    run_record.best_kept(patience, first))
+                                    record.best_kept(patience, first))
         crossval.scores_table([crossval.Cell(0, 0, result)]).to_csv(folder / "scores.csv",
                                                                     index=False)
         if first.diag:
@@ -183,23 +182,23 @@ def tracked_pipeline(cfg: DictConfig, config: Config, run: Run, hydra_dir: Path 
             from backprop_lab.tracking.served_model import log_pyfunc_model  # mlflow.pyfunc: ~1 s
 
             model_uri = log_pyfunc_model(run, model_npz, ds, result.prepared.split.X_test[:5],
-                                         run_record.model_name(name), step)
+                                         record.model_name(name), step)
             run.set_tags({"model_uri": model_uri})
     diag_flags = diagnostics.flags(first.diag)
     if diag_flags:
         run.set_tags({f"diag.{flag}": where for flag, where in diag_flags.items()})
         log.warning("gradient flow: %s", "; ".join(f"{f} ({w})" for f, w in diag_flags.items()))
     status = "FAILED" if history.diverged else "FINISHED"
-    stopped = run_record.how_it_stopped(patience, history)
+    stopped = record.how_it_stopped(patience, history)
     if config.model.ensemble > 1 and history.diverged:
         stopped += f" (ensemble member {result.diverged_member})"
     story = Story(status, metrics, stopped, ds.target_names[0],
                   target_units(config.data.name, ds.target_names[0]), history.diverged,
-                  config.train.lr, run_record.network_text(config, ds, hidden), flags=diag_flags)
+                  config.train.lr, record.network_text(config, ds, hidden), flags=diag_flags)
     tags = {DESCRIPTION: describe(story), "stop_reason": history.stop_reason,
             "seconds_training": f"{train_seconds:.3f}",
             "seconds_mlflow": f"{run.seconds_in_mlflow:.3f}"}
-    if run_record.best_kept(patience, history):
+    if record.best_kept(patience, history):
         tags["best_epoch"] = str(history.best_epoch)
     run.set_tags(tags)
     if history.diverged:
@@ -214,7 +213,7 @@ def tracked_pipeline(cfg: DictConfig, config: Config, run: Run, hydra_dir: Path 
     print_run_line(run.run_id, status, run.store.experiment, run.store.experiment_id,
                    run.store.uri)
     run.end(status)
-    return JobOutcome(run.run_id, status, metrics, reproduce.objective(metrics, status),
+    return JobOutcome(run.run_id, status, metrics, identity.objective(metrics, status),
                       result.network)
 
 

@@ -46,7 +46,7 @@ class JobOutcome:
     run_id: str
     status: str  # FINISHED or FAILED (diverged)
     metrics: dict[str, float]
-    objective: float  # what a sweeper minimises (`reproduce.objective`)
+    objective: float  # what a sweeper minimises (`identity.objective`)
     network: Model | None = None  # the trained network (None for a reused run or CV)
 
 def with_hidden(cfg: DictConfig, hidden: Sequence[int]) -> DictConfig:

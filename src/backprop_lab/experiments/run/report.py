@@ -61,7 +61,7 @@ class Story:
 
     status: str  # FINISHED, FAILED
     metrics: Mapping[str, float]  # as logged: no scores for a diverged run
-    stopped: str  # how training stopped, in full (run_record.how_it_stopped)
+    stopped: str  # how training stopped, in full (record.how_it_stopped)
     target: str  # the target column, e.g. MEDV
     units: str = ""  # the target's units, e.g. $1000s (`target_units`)
     diverged: bool = False

@@ -13,8 +13,8 @@ import time
 from pathlib import Path
 
 from backprop_lab.data.load import Dataset
-from backprop_lab.experiments.reproduce import comparison as reproduce
-from backprop_lab.experiments.run import record as run_record
+from backprop_lab.experiments.run import identity, record
+from backprop_lab.experiments.run.cells import mean_ci
 from backprop_lab.experiments.run.record import JobOutcome
 from backprop_lab.experiments.run.report import (
     DESCRIPTION,
@@ -24,7 +24,6 @@ from backprop_lab.experiments.run.report import (
     print_run_line,
     target_units,
 )
-from backprop_lab.experiments.sweep import statistics
 from backprop_lab.pipeline import crossval
 from backprop_lab.pipeline.config import Config, hidden_layers
 from backprop_lab.tracking.store import Run
@@ -46,7 +45,7 @@ def score_cells(config: Config, ds: Dataset, run: Run) -> JobOutcome:
         cv = crossval.cv_metrics([c.result.evaluation.metrics for c in cells])
         metrics.update({k: v for k, v in cv.items() if not k.startswith("fold")})
     for name in cells[0].result.evaluation.metrics:
-        ci = statistics.mean_ci(scores[name].to_numpy(), ratio)
+        ci = mean_ci(scores[name].to_numpy(), ratio)
         metrics.update({name: ci.mean, f"{name}_mean": ci.mean, f"{name}_std": ci.std,
                         f"{name}_ci_low": ci.low, f"{name}_ci_high": ci.high})
     diverged = [f"r{c.repeat}f{c.fold}" for c in cells if c.result.history.diverged]
@@ -72,12 +71,12 @@ def score_cells(config: Config, ds: Dataset, run: Run) -> JobOutcome:
     if diverged:
         first = next(c.result.history for c in cells if c.result.history.diverged)
         stopped = (f"diverged in cells {', '.join(diverged)} (the first: "
-                   f"{run_record.how_it_stopped(config.train.patience, first)})")
+                   f"{record.how_it_stopped(config.train.patience, first)})")
     else:
         stopped = "completed in every cell"
     story = Story(status, logged, stopped, ds.target_names[0],
                   target_units(config.data.name, ds.target_names[0]), bool(diverged),
-                  config.train.lr, run_record.network_text(config, ds, hidden_layers(config.model)),
+                  config.train.lr, record.network_text(config, ds, hidden_layers(config.model)),
                   cells_text)
     run.set_tags({DESCRIPTION: describe(story)})
     print_cells_report(config.eval.cv_folds, config.eval.repeats, metrics)
@@ -87,4 +86,4 @@ def score_cells(config: Config, ds: Dataset, run: Run) -> JobOutcome:
     print_run_line(run.run_id, status, run.store.experiment, run.store.experiment_id,
                    run.store.uri)
     run.end(status)
-    return JobOutcome(run.run_id, status, logged, reproduce.objective(logged, status))
+    return JobOutcome(run.run_id, status, logged, identity.objective(logged, status))

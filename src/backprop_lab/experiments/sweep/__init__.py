@@ -1,1 +1,4 @@
-"""A sweep: its parent run, its jobs read back, their verdicts, description and comparison."""
+"""A sweep: its parent run, its jobs read back from MLflow, their verdicts against the best, the
+parent's description and `pipelines.compare`. May import `experiments.run`, never
+`experiments.reproduce`.
+"""

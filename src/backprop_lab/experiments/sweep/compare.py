@@ -22,9 +22,7 @@ from typing import Any
 
 import pandas as pd
 
-from backprop_lab.experiments.sweep import assess as sweep_stats
-from backprop_lab.experiments.sweep import description as sweep_report
-from backprop_lab.experiments.sweep import readback as sweeps
+from backprop_lab.experiments.sweep import assess, description, readback
 from backprop_lab.pipeline.config import CompareCommand
 from backprop_lab.plots import interactive, sweep_plots
 from backprop_lab.tracking import ui
@@ -84,18 +82,18 @@ def compare(cmd: CompareCommand) -> Path:
     """Table and plots of one sweep; returns the folder they were written to."""
     uri = resolve_uri(cmd.tracking.uri)
     client = open_client(uri)
-    parent = sweeps.find_parent(client, cmd.sweep_id, cmd.tracking.experiment)
+    parent = readback.find_parent(client, cmd.sweep_id, cmd.tracking.experiment)
     tags = parent.data.tags
     sweep_id = tags["sweep_id"]
-    runs = sweeps.children(client, parent.info.run_id)
+    runs = readback.children(client, parent.info.run_id)
     swept = [k for k in tags.get("swept", "").split(",") if k]
-    table = sweeps.jobs_table(runs, swept, cmd.metric, parent.info.run_id)
-    metric = sweeps.metric_for(list(table.columns), cmd.metric)
-    summary = sweeps.summarize(runs, sweep_id, cmd.metric, parent.info.run_id)
-    failed = {r.info.run_id for r in runs if sweeps.job_status(r) != "FINISHED"}
-    assessment = sweep_stats.assess(client, runs, metric, failed)
+    table = readback.jobs_table(runs, swept, cmd.metric, parent.info.run_id)
+    metric = readback.metric_for(list(table.columns), cmd.metric)
+    summary = readback.summarize(runs, sweep_id, cmd.metric, parent.info.run_id)
+    failed = {r.info.run_id for r in runs if readback.job_status(r) != "FINISHED"}
+    assessment = assess.assess(client, runs, metric, failed)
     table = assessment.columns(table)
-    edge = sweep_stats.frontier(table)
+    edge = assess.frontier(table)
     names = {r.info.run_id: str(r.info.run_name) for r in runs}
     text = f"{summary.text()}\n{assessment.text(names)}"
     if edge:
@@ -105,18 +103,18 @@ def compare(cmd: CompareCommand) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     table.to_csv(out / "jobs.csv", index=False)
     (out / "jobs.md").write_text(f"# Sweep {sweep_id}\n\n{text}\n\n"
-                                 + sweeps.to_markdown(table))
+                                 + readback.to_markdown(table))
     with tempfile.TemporaryDirectory(prefix="backprop-curves-") as tmp:
         cells = {r.info.run_id: cell_curves(client, r, Path(tmp) / r.info.run_id) for r in runs}
     cells = {run_id: found for run_id, found in cells.items() if found}
     curves = {run_id: mean_curve(found) for run_id, found in cells.items()}
-    higher = sweeps.higher_is_better(metric)
+    higher = readback.higher_is_better(metric)
     if not table.empty:
         sweep_plots.loss_vs_lr(table, metric, out / "loss_vs_lr.png", edge)
         sweep_plots.heatmap(table, metric, out / "heatmap_lr_depth.png", higher, edge)
         sweep_plots.learning_curves(curves, table, out / "learning_curves.png",
                                     title="Learning curves of every job")
-        params = sweeps.param_columns(runs, swept)
+        params = readback.param_columns(runs, swept)
         interactive.sweep_report(table, cells, metric, out / "report.html", higher, params,
                                  f"Sweep {sweep_id[:8]}", text)
         flow = {r.info.run_id: values for r in runs
@@ -135,11 +133,11 @@ def compare(cmd: CompareCommand) -> Path:
     if not uri.startswith(("http://", "https://")):  # a server's own URL is the UI's
         print("in the MLflow UI (make ui): " + ui.run_url(ui.base_url(), parent.info.experiment_id,
                                                           parent.info.run_id))
-    sweep_stats.record(client, parent.info.run_id, runs, assessment, edge)
-    description = sweep_report.describe(table, runs, summary, assessment, edge,
-                                        parent.info.experiment_id, parent.info.run_id,
-                                        tags.get("sweep_preset", ""), compared=cmd.log_artifacts)
-    sweep_report.record(client, parent.info.run_id, description)
+    assess.record(client, parent.info.run_id, runs, assessment, edge)
+    markdown = description.describe(table, runs, summary, assessment, edge,
+                                    parent.info.experiment_id, parent.info.run_id,
+                                    tags.get("sweep_preset", ""), compared=cmd.log_artifacts)
+    description.record(client, parent.info.run_id, markdown)
     if cmd.log_artifacts:
         client.log_artifacts(parent.info.run_id, str(out), "compare")
         print(f"logged as artifacts of the parent run under compare/; files in {out}")

@@ -16,7 +16,7 @@ from typing import Any
 import pandas as pd
 
 from backprop_lab.experiments.run.report import DESCRIPTION
-from backprop_lab.experiments.sweep import readback as sweeps
+from backprop_lab.experiments.sweep import readback
 from backprop_lab.experiments.sweep.assess import LR, Assessment
 from backprop_lab.tracking.ui import run_link
 
@@ -96,13 +96,13 @@ def unfinished(table: pd.DataFrame, runs: Sequence[Any], experiment_id: str) -> 
     return lines
 
 
-def describe(table: pd.DataFrame, runs: Sequence[Any], summary: sweeps.Summary,
+def describe(table: pd.DataFrame, runs: Sequence[Any], summary: readback.Summary,
              assessment: Assessment, edge: dict[str, float], experiment_id: str,
              parent_run_id: str, preset: str = "", compared: bool = False) -> str:
     """The parent's description (see the module docstring); at most `LIMIT` characters: the
     ranked table loses its last rows first, naming how many it left out."""
     metric = summary.metric
-    higher = sweeps.higher_is_better(metric)
+    higher = readback.higher_is_better(metric)
     total = sum(summary.counts.values())
     counts = ", ".join(f"{n} {s.lower()}" for s, n in sorted(summary.counts.items()))
     reused = f" ({summary.reused} reused from earlier runs)" if summary.reused else ""

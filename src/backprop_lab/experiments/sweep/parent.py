@@ -4,7 +4,7 @@
 experiment, create the parent run tagged `sweep_id`, and write `<sweep dir>/sweep.json`, which
 every job reads to become a child of the parent in the same experiment; no job ever creates the
 database or the experiment, so parallel workers cannot race. `finish` tags the parent with a
-summary of its children and a description that compares them (`sweep_report`), logs the
+summary of its children and a description that compares them (`description`), logs the
 sweep's records and ends it. No Hydra here:
 `pipelines.callbacks.SweepTracking` passes the values it reads from Hydra's config.
 """
@@ -19,9 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from backprop_lab.experiments.sweep import assess as sweep_stats
-from backprop_lab.experiments.sweep import description as sweep_report
-from backprop_lab.experiments.sweep import readback as sweeps
+from backprop_lab.experiments.sweep import assess, description, readback
 from backprop_lab.tracking.liveness import Heartbeat, mark_stale
 from backprop_lab.tracking.store import Run, Store, resolve_uri
 
@@ -64,20 +62,20 @@ class SweepRun:
                  parent.run_id, store.experiment, store.experiment_id, uri)
         return cls(parent, sweep_id, sweep_dir, Heartbeat(parent).__enter__(), preset)
 
-    def finish(self, status: str) -> sweeps.Summary:
+    def finish(self, status: str) -> readback.Summary:
         """Tag the parent with its children's summary, log the sweep's records, end it."""
         parent = self.parent
         self.heartbeat.__exit__(None, None, None)
         try:
-            children = sweeps.children(parent.client, parent.run_id)
-            summary = sweeps.summarize(children, self.sweep_id, parent_run_id=parent.run_id)
+            children = readback.children(parent.client, parent.run_id)
+            summary = readback.summarize(children, self.sweep_id, parent_run_id=parent.run_id)
             parent.set_tags(summary.tags())
-            failed = {r.info.run_id for r in children if sweeps.job_status(r) != "FINISHED"}
-            assessment = sweep_stats.assess(parent.client, children, summary.metric, failed)
-            table = sweeps.jobs_table(children, metric=summary.metric)
-            edge = sweep_stats.frontier(table)
-            sweep_stats.record(parent.client, parent.run_id, children, assessment, edge)
-            sweep_report.record(parent.client, parent.run_id, sweep_report.describe(
+            failed = {r.info.run_id for r in children if readback.job_status(r) != "FINISHED"}
+            assessment = assess.assess(parent.client, children, summary.metric, failed)
+            table = readback.jobs_table(children, metric=summary.metric)
+            edge = assess.frontier(table)
+            assess.record(parent.client, parent.run_id, children, assessment, edge)
+            description.record(parent.client, parent.run_id, description.describe(
                 assessment.columns(table), children, summary, assessment, edge,
                 parent.store.experiment_id, parent.run_id, self.preset))
             names = {r.info.run_id: str(r.info.run_name) for r in children}

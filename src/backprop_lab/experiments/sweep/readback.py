@@ -17,7 +17,7 @@ from mlflow.entities import Run as MlflowRun
 from mlflow.tracking import MlflowClient
 
 from backprop_lab.errors import NotFound
-from backprop_lab.experiments.reproduce.comparison import RANKING_METRICS, REUSE_TAG
+from backprop_lab.experiments.run.identity import RANKING_METRICS, REUSE_TAG
 
 PARENT_FILTER = "tags.sweep_role = 'parent'"
 # final metrics shown in the table, in this order, when the children logged them

@@ -24,32 +24,12 @@ import numpy as np
 from scipy import stats
 from statsmodels.stats.multitest import multipletests
 
+from backprop_lab.experiments.run.cells import Interval, mean_ci
+
 BEST, SAME, WORSE, DIVERGED = "best", "indistinguishable", "worse", "diverged"
 NO_EVIDENCE = "n/a (one cell)"
 ALPHA = 0.05
 Cells = Mapping[tuple[int, int], float]  # (repeat, fold) -> score
-
-
-@dataclass
-class Interval:
-    mean: float
-    std: float
-    low: float
-    high: float
-    n: int
-
-
-def mean_ci(values: np.ndarray, ratio: float = 0.0, level: float = 0.95) -> Interval:
-    """Mean and `level` t-interval of `values` (J cells); `ratio` = n_test/n_train corrects the
-    variance for cells that share training rows (0: independent cells)."""
-    x = np.asarray(values, dtype=np.float64)
-    n = len(x)
-    mean = float(x.mean()) if n else math.nan
-    if n < 2:
-        return Interval(mean, math.nan, math.nan, math.nan, n)
-    std = float(x.std(ddof=1))
-    half = float(stats.t.ppf(0.5 + level / 2, n - 1)) * math.sqrt((1 / n + ratio) * std**2)
-    return Interval(mean, std, mean - half, mean + half, n)
 
 
 def corrected_paired_p(d: np.ndarray, ratio: float = 0.0) -> float:
