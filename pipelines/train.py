@@ -1,6 +1,6 @@
 """Train one network, or a sweep with `-m`: python -m pipelines.train [overrides].
 
-Keys: see conf/config.yaml and README.md ("Configuration"); `--help` lists the groups.
+Keys: see conf/config.yaml and docs/user-guide.md ("Configuration"); `--help` lists the groups.
 """
 
 from __future__ import annotations
