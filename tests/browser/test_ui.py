@@ -199,8 +199,8 @@ def test_the_ui_shows_the_sweep_and_its_description(
             By.CSS_SELECTOR, f"a[href*='/runs/{best}?workflowType=machine_learning']"))
         assert len(best_links) >= 2  # the best job, and best_run_id
         assert find("//strong[normalize-space()='Best:']")
-        assert find("//th[normalize-space()='largest lr that trained']")  # the frontier table
-        assert find("//th[normalize-space()='val_mse']")  # the ranked table
+        assert find("//th[normalize-space()='largest lr that trained stably']")  # frontier table
+        assert find("//th[normalize-space()='val_mse mean']")  # the ranked table
         unfinished = find("//*[normalize-space()='Did not finish']/ancestor::p"
                           "/following-sibling::ul[1]")
         diverged = sorted(c.info.run_name for c in children if c.info.status == "FAILED")

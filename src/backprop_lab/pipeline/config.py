@@ -64,6 +64,11 @@ class EvalConfig:
     # K >= 2: train under K seeds derived from `seed` (the same K for every job of a sweep);
     # each (repeat, fold) is one score cell, compared across jobs by compare's paired tests
     repeats: int = 1
+    # a job whose error is within ±equivalence (relative) of the best's is practically equal
+    # to it: compare's `equivalent` verdict (docs/statistics.md says why 1%)
+    equivalence: float = 0.01
+    # with repeats K >= 2 in a multirun: repeats in rounds, each job stopping once decided
+    race: bool = False
 
 
 @dataclass
@@ -115,6 +120,7 @@ class CompareCommand:
     out: str | None = None  # None: <sweep dir>/compare, else ./sweep-<id>-compare
     metric: str | None = None  # None: val_mse, else test_mse; `*r2` ranks highest first
     log_artifacts: bool = True  # also log the files to the parent run, under compare/
+    equivalence: float | None = None  # None: the jobs' eval.equivalence (default 1%)
     tracking: TrackingConfig = field(default_factory=lambda: TrackingConfig(experiment=None))
 
 
@@ -227,6 +233,8 @@ def validate(cfg: Config) -> Config:
                cv_val)
     check_rule("eval.n_examples", cfg.eval.n_examples >= 0, ">= 0", cfg.eval.n_examples)
     check_rule("eval.repeats", cfg.eval.repeats >= 1, ">= 1", cfg.eval.repeats)
+    check_rule("eval.equivalence", 0 < cfg.eval.equivalence < 1, "in (0, 1)",
+               cfg.eval.equivalence)
     check_rule("diag.every", cfg.diag.every >= 0, ">= 0 (0: off)", cfg.diag.every)
     check_rule("diag.saturation", 0 < cfg.diag.saturation < 1, "in (0, 1)", cfg.diag.saturation)
     check_rule("tracking.experiment", bool(cfg.tracking.experiment), "a name",

@@ -164,7 +164,13 @@ def test_the_description_speaks_in_the_targets_units() -> None:
     text = describe(Story("FINISHED", metrics, "completed all 400 epochs", "MEDV", "$1000s",
                           network="13-16-1, tanh"))
     assert "test RMSE **3.21 ($1000s: about $3,214)** of MEDV" in text
-    assert "test R² **0.871** ± 0.02 (95% CI)" in text
+    assert "test R² **0.871** (95% CI 0.85 – 0.89)" in text
+    wild = describe(Story("FINISHED", {**metrics, "test_r2": -2.77, "test_rmse_median": 3.1,
+                                       "test_r2_median": 0.88}, "completed all 400 epochs",
+                          "MEDV", "$1000s", lr=1.0, unstable="1 of 15 cells blew up: r0f2 "
+                          "(test R² -45)"))
+    assert "**FINISHED, unstable**" in wild and "median test R² **0.880**" in wild
+    assert "1 of 15 cells blew up: r0f2" in wild and "±" not in wild
     assert "Training completed all 400 epochs." in text and "13-16-1, tanh" in text
     diverged = describe(Story("FAILED", {}, "diverged at epoch 3 (last finite cost 0.5)",
                               "MEDV", diverged=True, lr=0.5, flags={"dead_units": "l0"}))

@@ -90,7 +90,7 @@ def test_compare_describes_the_parent_run_with_links_to_the_runs(
         diverged = child.data.tags.get("diverged") == "true"
         assert (child.info.run_id in rest) == diverged
         assert (child.info.run_id in ranked) == (not diverged)
-    assert "| 1 | 0.01 | 10 |" in text and "| 2 | 0.01 | 10 |" in text  # the lr frontier
+    assert "| 1 | 0.01 | none | 10 |" in text and "| 2 | 0.01 | none | 10 |" in text  # frontier
     assert "artifacts/compare/report.html" in text
     page = (compared["out"] / "report.html").read_text()
     assert "learning rate (log10 axis)" in page and page.count('class="plotly-graph-div"') == 3

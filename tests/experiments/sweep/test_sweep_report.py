@@ -39,12 +39,17 @@ def sweep(n_finished: int = 3, tested: bool = True) -> dict[str, Any]:
         fake_run(failed, {"error": "ValueError: boom"})]
     verdicts = {}
     for k, r in enumerate(rows):
-        tier = (statistics.BEST if k == 0 else statistics.SAME) if tested else \
+        tier = (statistics.BEST if k == 0 else statistics.UNDECIDED) if tested else \
             statistics.NO_EVIDENCE
         p = math.nan if k == 0 or not tested else 0.5
-        verdicts[r["run_id"]] = Verdict(tier, p, Interval(r["val_mse"], 1.0, r["val_mse"] - 1,
-                                                          r["val_mse"] + 1, 5))
-    assessment = Assessment("val_mse", verdicts, n_cells=5 if tested else 1, ratio=0.25)
+        mse = r["val_mse"]
+        verdicts[r["run_id"]] = Verdict(tier, p, Interval(mse, 1.0, mse - 1, mse + 1, 5, mse, mse),
+                                        p_equivalent=p, ratio=mse / 10.0,
+                                        ratio_low=mse / 10.0 - 0.1, ratio_high=mse / 10.0 + 0.1,
+                                        repeats_to_decide=math.inf if k == 2 else 3.0)
+    unstable = {rows[1]["run_id"]: (1, 5)} if len(rows) > 1 else {}
+    assessment = Assessment("val_mse", verdicts, n_cells=5 if tested else 1, ratio=0.25,
+                            unstable=unstable)
     table = assessment.columns(table)
     summary = readback.Summary("ab" * 16, {"FINISHED": n_finished, "DIVERGED": 1, "FAILED": 1},
                              diverged=[diverged["run_name"]], failed=[failed["run_name"]],
@@ -72,10 +77,15 @@ def test_the_description_links_the_best_run_and_ranks_finished_jobs_only() -> No
     assert f"best_run_id: [`{best}`]({link})" in text
     ranked, rest = text.split("**Did not finish** (not ranked):")
     table = [line for line in ranked.splitlines() if line.startswith("| ")]
-    assert table[0].startswith("| # | job | lr | depth | hidden | val_mse | 95% CI | p vs best |")
+    assert table[0].startswith("| # | job | lr | depth | hidden | val_mse mean | centre | median "
+                               "| 95% CI | × best (95% CI) | p worse | p equiv. | verdict |")
     assert [line.split(" | ")[0] for line in table[1:]][:3] == ["| 1", "| 2", "| 3"]
-    assert "| best |" in table[1] and "| indistinguishable |" in table[2]
+    assert "| best |" in table[1]
+    assert "| undecided · unstable (1 of 5 cells) (~3 more repeats would decide it) |" in table[2]
+    assert "more repeats cannot decide it" in table[3]
+    assert "| 1.1× (1–1.2) |" in table[2]  # the error ratio to the best, with its interval
     assert "9 – 11" in table[1]  # the CI of the best job
+    assert "*undecided*: neither shown worse nor shown equivalent" in text
     for bad in (s["diverged"], s["failed"]):
         assert bad["run_id"] not in ranked  # never ranked among the finished jobs
         assert f"[{bad['run_name']}](#/experiments/{EID}/runs/{bad['run_id']}" in rest
@@ -85,8 +95,9 @@ def test_the_description_links_the_best_run_and_ranks_finished_jobs_only() -> No
 
 def test_the_description_has_the_frontier_and_the_report_link() -> None:
     text = describe(sweep())
-    assert "| depth | largest lr that trained | smallest lr that diverged |" in text
-    assert "| 0 | 0.1 | none |" in text and "| 2 | 0.01 | 10 |" in text
+    assert ("| depth | largest lr that trained stably | smallest lr unstable | smallest lr that "
+            "diverged |") in text
+    assert "| 0 | 0.1 | none | none |" in text and "| 2 | 0.01 | none | 10 |" in text
     report = f"#/experiments/{EID}/runs/{PARENT}/artifacts/compare/report.html"
     assert f"[compare/report.html]({report}?workflowType=machine_learning)" in text
     # before `compare` has run, it says how to get the plots instead
@@ -96,7 +107,7 @@ def test_the_description_has_the_frontier_and_the_report_link() -> None:
 def test_without_evidence_there_are_no_tier_columns_and_the_reason_is_given() -> None:
     text = describe(sweep(tested=False))
     header = next(line for line in text.splitlines() if line.startswith("| # |"))
-    assert "tier" not in header and "p vs best" not in header
+    assert "verdict" not in header and "p worse" not in header
     assert "nothing to test on val_mse" in text
 
 

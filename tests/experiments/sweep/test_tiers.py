@@ -19,7 +19,7 @@ def test_a_repeated_sweep_is_tiered(store_uri: str, tmp_path: Path) -> None:
                   "tracking.log_model=false", f"tracking.uri={store_uri}",
                   f"hydra.sweep.dir={tmp_path / 'sweep'}", cwd=tmp_path, timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]
-    assert "tiers on test_mse (10 paired cells per job" in out.stdout
+    assert "verdicts on test_mse (10 paired cells per job" in out.stdout
     done = run_cli("pipelines.compare", f"tracking.uri={store_uri}", cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     table = pd.read_csv(tmp_path / "sweep" / "compare" / "jobs.csv").set_index("run_name")

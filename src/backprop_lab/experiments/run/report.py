@@ -29,8 +29,11 @@ def print_report(result: Result, n_examples: int) -> None:
         print(result.evaluation.predictions.head(n_examples).to_string(index=False))
 
 
-def print_cells_report(folds: int, repeats: int, metrics: dict[str, float]) -> None:
-    """`5-fold CV x 3 repeats (15 cells): test R² 0.8712 ± 0.0203 (95% CI ...)`."""
+def print_cells_report(folds: int, repeats: int, metrics: dict[str, float],
+                       unstable: str = "") -> None:
+    """`5-fold CV x 3 repeats (15 cells): test R² mean 0.8712, median 0.8801 (95% CI 0.8431
+    to 0.8902)`: the interval of the cells' centre (for R² and RMSE on the log error scale, so
+    never below zero error), and the cells that blew up."""
     what = [f"{folds}-fold CV"] if folds >= 2 else []
     what += [f"{repeats} repeats"] if repeats > 1 else []
     cells = max(folds, 1) * repeats
@@ -38,9 +41,12 @@ def print_cells_report(folds: int, repeats: int, metrics: dict[str, float]) -> N
     for name, label in (("test_r2", "test R²"), ("test_rmse", "test RMSE")):
         low, high = metrics.get(f"{name}_ci_low", math.nan), metrics.get(f"{name}_ci_high",
                                                                         math.nan)
-        parts.append(f"{label} {metrics[name]:.4f} ± {(high - low) / 2:.4f} "
-                     f"(95% CI {low:.4f} to {high:.4f})")
+        median = metrics.get(f"{name}_median", math.nan)
+        parts.append(f"{label} mean {metrics[name]:.4g}, median {median:.4g} "
+                     f"(95% CI {low:.4g} to {high:.4g})")
     print(f"{' x '.join(what)} ({cells} cells): " + "; ".join(parts))
+    if unstable:
+        print(f"UNSTABLE: {unstable}; the median describes this job better than the mean")
 
 
 def print_run_line(run_id: str, status: str, experiment: str, experiment_id: str,
@@ -68,6 +74,7 @@ class Story:
     lr: float | None = None  # train.lr, for the divergence hint
     network: str = ""  # e.g. "13-16-16-1 tanh, mean of 5 networks"
     cells: str = ""  # e.g. "5-fold CV x 3 repeats, 15 score cells"
+    unstable: str = ""  # e.g. "1 of 15 cells blew up: r2f4 (test R² -45.2)"
     flags: dict[str, str] = field(default_factory=dict)  # gradient-flow flags
 
 
@@ -84,11 +91,12 @@ def in_units(value: float, units: str) -> str:
 
 
 def spread(metrics: Mapping[str, float], name: str) -> str:
-    """" ± 0.021 (95% CI)" when the run has several score cells, else ''."""
+    """" (95% CI 3.1 – 3.6)" when the run has several score cells, else ''. For an error the
+    interval is the cells' trimmed geometric centre's (never below zero)."""
     low, high = metrics.get(f"{name}_ci_low"), metrics.get(f"{name}_ci_high")
     if low is None or high is None or not math.isfinite(high - low):
         return ""
-    return f" ± {(high - low) / 2:.2g} (95% CI)"
+    return f" (95% CI {low:.3g} – {high:.3g})"
 
 
 def describe(story: Story) -> str:
@@ -104,6 +112,14 @@ def describe(story: Story) -> str:
                  "No scores are logged for a diverged run (val_mse, test_rmse, ... would rank "
                  "weights that training did not produce): the learning curve shows the "
                  "blow-up."]
+    elif story.unstable:
+        rmse, r2 = m.get("test_rmse_median", math.nan), m.get("test_r2_median", math.nan)
+        lines = [f"**{story.status}, unstable**{cells}: median test RMSE "
+                 f"**{in_units(rmse, story.units)}** of {story.target}, median test R² "
+                 f"**{r2:.3f}**; {story.unstable}. Their errors swamp the mean "
+                 f"(test R² mean {m.get('test_r2', math.nan):.3g}), so the median describes "
+                 f"the other cells; try a smaller `train.lr` (this run: {story.lr:g}).",
+                 f"Training {story.stopped}."]
     else:
         rmse = m.get("test_rmse", math.nan)
         lines = [f"**{story.status}**{cells}: test RMSE **{in_units(rmse, story.units)}**"

@@ -12,9 +12,11 @@ import tempfile
 import time
 from pathlib import Path
 
+import pandas as pd
+
 from backprop_lab.data.load import Dataset
 from backprop_lab.experiments.run import identity, record
-from backprop_lab.experiments.run.cells import mean_ci
+from backprop_lab.experiments.run.cells import summarise, wild_cells
 from backprop_lab.experiments.run.record import JobOutcome
 from backprop_lab.experiments.run.report import (
     DESCRIPTION,
@@ -27,6 +29,22 @@ from backprop_lab.experiments.run.report import (
 from backprop_lab.pipeline import crossval
 from backprop_lab.pipeline.config import Config, hidden_layers
 from backprop_lab.tracking.store import Run
+
+
+def unstable_text(scores: pd.DataFrame) -> str:
+    """"1 of 15 cells blew up: r2f4 (test R² -45.2)" for the cells more than 10x the run's
+    median test MSE or with a negative test R² while the rest are fine; '' when none."""
+    if "test_mse" not in scores or len(scores) < 3:
+        return ""
+    wild = wild_cells("test_mse", scores["test_mse"].to_numpy(),
+                      scores["test_r2"].to_numpy() if "test_r2" in scores else None)
+    if not wild:
+        return ""
+    named = ", ".join(f"r{int(scores['repeat'][i])}f{int(scores['fold'][i])} (test R² "
+                      f"{scores['test_r2'][i]:.3g})" if "test_r2" in scores else
+                      f"r{int(scores['repeat'][i])}f{int(scores['fold'][i])}" for i in wild[:5])
+    more = f" and {len(wild) - 5} more" if len(wild) > 5 else ""
+    return f"{len(wild)} of {len(scores)} cells blew up: {named}{more}"
 
 
 def score_cells(config: Config, ds: Dataset, run: Run) -> JobOutcome:
@@ -45,9 +63,10 @@ def score_cells(config: Config, ds: Dataset, run: Run) -> JobOutcome:
         cv = crossval.cv_metrics([c.result.evaluation.metrics for c in cells])
         metrics.update({k: v for k, v in cv.items() if not k.startswith("fold")})
     for name in cells[0].result.evaluation.metrics:
-        ci = mean_ci(scores[name].to_numpy(), ratio)
+        ci = summarise(scores[name].to_numpy(), ratio, name)
         metrics.update({name: ci.mean, f"{name}_mean": ci.mean, f"{name}_std": ci.std,
-                        f"{name}_ci_low": ci.low, f"{name}_ci_high": ci.high})
+                        f"{name}_median": ci.median, f"{name}_ci_low": ci.low,
+                        f"{name}_ci_high": ci.high})
     diverged = [f"r{c.repeat}f{c.fold}" for c in cells if c.result.history.diverged]
     # a diverged cell's scores are those of weights training did not produce: no scores then
     logged = ({"n_cells_diverged": float(len(diverged))} if diverged else
@@ -74,12 +93,15 @@ def score_cells(config: Config, ds: Dataset, run: Run) -> JobOutcome:
                    f"{record.how_it_stopped(config.train.patience, first)})")
     else:
         stopped = "completed in every cell"
+    unstable = "" if diverged else unstable_text(scores)
+    if unstable:
+        run.set_tags({"unstable": unstable.split(" blew up")[0]})
     story = Story(status, logged, stopped, ds.target_names[0],
                   target_units(config.data.name, ds.target_names[0]), bool(diverged),
                   config.train.lr, record.network_text(config, ds, hidden_layers(config.model)),
-                  cells_text)
+                  cells_text, unstable)
     run.set_tags({DESCRIPTION: describe(story)})
-    print_cells_report(config.eval.cv_folds, config.eval.repeats, metrics)
+    print_cells_report(config.eval.cv_folds, config.eval.repeats, metrics, unstable)
     if diverged:
         print(f"DIVERGED in cells {', '.join(diverged)}: the run is recorded as FAILED with tag "
               "diverged=true and no scores; try a smaller train.lr.")

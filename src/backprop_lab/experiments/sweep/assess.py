@@ -1,10 +1,10 @@
-"""A sweep's jobs assessed on their score cells: mean, 95% CI, p against the best, a tier; and
-the learning-rate frontier of divergence per depth.
+"""A sweep's jobs assessed on their score cells: centre, 95% interval, verdict against the best,
+the `unstable` flag; and the learning-rate frontier of divergence per depth.
 
-The cells of a job come from its `scores.csv` artifact (one row per (repeat, fold)); a job
-logged before that artifact existed falls back on its `fold{k}.<metric>` metrics, or on its one
-final metric. The statistics are `experiments.sweep.statistics`; this module reads MLflow and writes
-the table's columns, the summary's words and the runs' tags.
+The cells of a job come from its `scores.csv` artifact (one row per (repeat, fold), every final
+metric); a job logged before that artifact existed falls back on its `fold{k}.<metric>`
+metrics, or on its one final metric. The statistics are `experiments.sweep.statistics`; this
+module reads MLflow and writes the table's columns, the summary's words and the runs' tags.
 """
 
 from __future__ import annotations
@@ -19,33 +19,54 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from backprop_lab.experiments.sweep import statistics
+from backprop_lab.experiments.run.cells import wild_cells
+from backprop_lab.experiments.sweep import importance, statistics
+from backprop_lab.experiments.sweep.readback import ALIASES
 from backprop_lab.experiments.sweep.statistics import NO_EVIDENCE, Cells, Verdict
 
 LR, DEPTH = "train.lr", "depth"
+WORDS = {  # what each verdict means, in the summary and the description
+    statistics.BEST: "the smallest trimmed geometric mean error",
+    statistics.EQUIVALENT: "shown within ±{eq:g}% of the best",
+    statistics.UNDECIDED: "neither shown worse nor shown equivalent: this sweep cannot tell",
+    statistics.WORSE: "shown worse than the best",
+    statistics.DIVERGED: "diverged or failed, not ranked",
+}
 
 
-def job_cells(client: Any, run: Any, metric: str, folder: Path) -> tuple[Cells, float]:
-    """The job's (repeat, fold) -> `metric` cells, and its mean n_held_out/n_train (the rows
-    `metric` is scored on: validation rows for `val_*`, else test rows; 0 when the cells do not
-    say, and the test is then the plain paired t-test)."""
+@dataclass
+class JobCells:
+    """One job's cells on the ranking metric, and the ones that blew up."""
+
+    cells: Cells
+    ratio: float  # mean n_held_out / n_train (0: not known, the cells count as independent)
+    wild: list[tuple[int, int]] = field(default_factory=list)
+
+
+def job_cells(client: Any, run: Any, metric: str, folder: Path) -> JobCells:
+    """The job's (repeat, fold) -> `metric` cells, its mean n_held_out/n_train (the rows
+    `metric` is scored on: validation rows for `val_*`, else test rows) and its wild cells
+    (`run.cells.wild_cells`, on `metric` and on the same split's R²)."""
     run_id = run.info.run_id
     if any(a.path == "scores.csv" for a in client.list_artifacts(run_id)):
         path = client.download_artifacts(run_id, "scores.csv", str(folder))
         scores = pd.read_csv(path)
         if metric in scores:
-            scores = scores.dropna(subset=[metric])
-            cells = {(int(r), int(f)): float(v) for r, f, v in
-                     zip(scores["repeat"], scores["fold"], scores[metric])}
+            scores = scores.dropna(subset=[metric]).reset_index(drop=True)
+            keys = [(int(r), int(f)) for r, f in zip(scores["repeat"], scores["fold"])]
+            cells = dict(zip(keys, scores[metric].astype(float)))
             held_out = "n_val" if metric.startswith("val_") and "n_val" in scores else "n_test"
             ratio = float((scores[held_out] / scores["n_train"]).mean()) if len(scores) else 0.0
-            return cells, ratio
+            r2 = f"{metric.split('_')[0]}_r2"
+            wild = wild_cells(metric, scores[metric].to_numpy(),
+                              scores[r2].to_numpy() if r2 in scores else None)
+            return JobCells(cells, ratio, [keys[i] for i in wild])
     metrics = run.data.metrics
     folds = {(0, int(k[4:].split(".")[0])): v for k, v in metrics.items()
              if k.startswith("fold") and k.endswith(f".{metric}")}
     if folds:
-        return folds, 0.0
-    return ({(0, 0): float(metrics[metric])} if metric in metrics else {}), 0.0
+        return JobCells(folds, 0.0)
+    return JobCells({(0, 0): float(metrics[metric])} if metric in metrics else {}, 0.0)
 
 
 @dataclass
@@ -54,70 +75,142 @@ class Assessment:
     verdicts: dict[str, Verdict] = field(default_factory=dict)  # by run id
     n_cells: int = 0  # the most cells a job has
     ratio: float = 0.0
+    equivalence: float = statistics.EQUIVALENCE
+    unstable: dict[str, tuple[int, int]] = field(default_factory=dict)  # run id -> (k, n)
+    shares: dict[str, float] = field(default_factory=dict)  # ANOVA term -> share (importance)
 
     @property
     def tested(self) -> bool:
-        return any(v.tier in (statistics.SAME, statistics.WORSE) for v in self.verdicts.values())
+        return any(v.tier not in (statistics.BEST, statistics.DIVERGED, NO_EVIDENCE)
+                   for v in self.verdicts.values())
+
+    @property
+    def best(self) -> str | None:
+        return next((j for j, v in self.verdicts.items() if v.tier == statistics.BEST), None)
+
+    @property
+    def log_scale(self) -> bool:
+        return any(v.scale == "log" for v in self.verdicts.values())
+
+    def unstable_text(self, run_id: str) -> str:
+        """"unstable (k of n cells)" for a job with wild cells, else ''."""
+        k, n = self.unstable.get(run_id, (0, 0))
+        return f"unstable ({k} of {n} cells)" if k else ""
 
     def columns(self, table: pd.DataFrame) -> pd.DataFrame:
-        """The table with n_cells, ci_low, ci_high, p_vs_best and tier per job."""
+        """The table with each job's centre, median, 95% interval, ratio to the best with its
+        interval, p-values, verdict, unstable flag and repeats that would decide it; finished
+        jobs ranked by the centre the verdicts use, best first."""
         if table.empty:
             return table
         by_id = [self.verdicts.get(run_id) for run_id in table["run_id"]]
-        return table.assign(
+        nan = math.nan
+        table = table.assign(
             n_cells=[v.interval.n if v else 0 for v in by_id],
-            ci_low=[v.interval.low if v else math.nan for v in by_id],
-            ci_high=[v.interval.high if v else math.nan for v in by_id],
-            p_vs_best=[v.p_vs_best if v else math.nan for v in by_id],
-            tier=[v.tier if v else NO_EVIDENCE for v in by_id])
+            centre=[v.interval.centre if v else nan for v in by_id],
+            median=[v.interval.median if v else nan for v in by_id],
+            ci_low=[v.interval.low if v else nan for v in by_id],
+            ci_high=[v.interval.high if v else nan for v in by_id],
+            ratio_vs_best=[v.ratio if v else nan for v in by_id],
+            ratio_ci_low=[v.ratio_low if v else nan for v in by_id],
+            ratio_ci_high=[v.ratio_high if v else nan for v in by_id],
+            p_vs_best=[v.p_vs_best if v else nan for v in by_id],
+            p_equivalent=[v.p_equivalent if v else nan for v in by_id],
+            tier=[v.tier if v else NO_EVIDENCE for v in by_id],
+            unstable=[self.unstable_text(run_id) for run_id in table["run_id"]],
+            repeats_to_decide=[v.repeats_to_decide if v else nan for v in by_id])
+        if table["centre"].notna().any():
+            higher = self.metric.endswith("r2")
+            table = table.assign(_failed=table["status"] != "FINISHED")
+            table = table.sort_values(["_failed", "centre"], ascending=[True, not higher],
+                                      na_position="last", kind="stable").drop(columns="_failed")
+        return table.reset_index(drop=True)
+
+    def scale_text(self) -> str:
+        cells = f"{self.n_cells} paired cells per job"
+        if self.log_scale:
+            how = ("per-cell log ratios of the error (R² through 1 − R²), 20%-trimmed mean "
+                   "(Yuen)")
+        else:
+            how = "per-cell differences, 20%-trimmed mean (Yuen)"
+        correction = ", corrected for shared training rows (Nadeau & Bengio)" if \
+            self.ratio > 0 else ""
+        return (f"verdicts on {self.metric} ({cells}; {how}{correction}; against the best: "
+                "worse by the studentized range of the jobs still in the running, "
+                f"equivalent within ±{self.equivalence * 100:g}% by two one-sided tests with "
+                "Holm; 5% family-wise over the sweep)")
 
     def text(self, names: dict[str, str]) -> str:
-        """The summary's words: the test, the best, the indistinguishable, or why none."""
+        """The summary's words: the test, then each verdict's jobs, or why nothing is tested."""
         if not self.tested:
-            return (f"tiers: nothing to test on {self.metric}: "
+            return (f"verdicts: nothing to test on {self.metric}: "
                     f"{'one cell' if self.n_cells <= 1 else 'too few shared cells'} per job; "
                     "run the sweep with eval.repeats=K or eval.cv_folds=K (K >= 2) to tell "
                     "real differences from noise")
         groups: dict[str, list[str]] = {}
         for run_id, verdict in self.verdicts.items():
-            groups.setdefault(verdict.tier, []).append(names.get(run_id, run_id))
-        test = ("corrected resampled t-test (Nadeau & Bengio)" if self.ratio > 0
-                else "paired t-test")
-        lines = [f"tiers on {self.metric} ({self.n_cells} paired cells per job, {test} against "
-                 f"the best, Holm-adjusted, 5%):"]
-        for tier in (statistics.BEST, statistics.SAME, statistics.WORSE, statistics.DIVERGED,
-                     NO_EVIDENCE):
+            label = names.get(run_id, run_id)
+            if self.unstable.get(run_id, (0, 0))[0]:
+                label += f" [{self.unstable_text(run_id)}]"
+            groups.setdefault(verdict.tier, []).append(label)
+        lines = [self.scale_text() + ":"]
+        for tier in statistics.TIERS:
             if tier in groups:
                 lines.append(f"  {tier}: {'; '.join(groups[tier])}")
+        if self.shares:
+            lines.append(importance.text(self.shares))
         return "\n".join(lines)
 
     def tags(self, run_id: str) -> dict[str, str]:
         verdict = self.verdicts.get(run_id)
         if verdict is None:
             return {}
-        p = "" if math.isnan(verdict.p_vs_best) else f"{verdict.p_vs_best:.4g}"
-        return {"tier": verdict.tier, "p_vs_best": p}
+
+        def number(value: float) -> str:
+            return "" if math.isnan(value) else f"{value:.4g}"
+
+        tags = {"tier": verdict.tier, "p_vs_best": number(verdict.p_vs_best),
+                "p_equivalent": number(verdict.p_equivalent),
+                "unstable": self.unstable_text(run_id) or "false"}
+        if verdict.scale == "log" and not math.isnan(verdict.ratio):
+            tags["error_ratio_vs_best"] = number(verdict.ratio)
+        if verdict.tier == statistics.UNDECIDED:
+            tags["repeats_to_decide"] = ("more repeats cannot decide it"
+                                         if math.isinf(verdict.repeats_to_decide)
+                                         else str(int(verdict.repeats_to_decide)))
+        return tags
 
 
-def assess(client: Any, runs: Sequence[Any], metric: str, failed: set[str]) -> Assessment:
-    """Tiers of `runs` on `metric` (`failed`: the run ids that diverged or failed)."""
-    from backprop_lab.experiments.sweep.readback import higher_is_better
-
-    cells: dict[str, Cells] = {}
-    ratios = []
+def assess(client: Any, runs: Sequence[Any], metric: str, failed: set[str],
+           equivalence: float | None = None, swept: Sequence[str] = ()) -> Assessment:
+    """Verdicts on `runs` on `metric` (`failed`: the run ids that diverged or failed;
+    `equivalence`: None takes the jobs' logged `eval.equivalence`, else 1%), and the share of
+    the variation each of the `swept` keys explains."""
+    found: dict[str, JobCells] = {}
     with tempfile.TemporaryDirectory(prefix="backprop-cells-") as tmp:
         for run in runs:
-            found, ratio = job_cells(client, run, metric, Path(tmp) / run.info.run_id)
-            cells[run.info.run_id] = found
-            ratios.append(ratio)
+            found[run.info.run_id] = job_cells(client, run, metric, Path(tmp) / run.info.run_id)
+    ratios = [j.ratio for j in found.values()]
     ratio = float(np.mean(ratios)) if ratios else 0.0
-    verdicts = statistics.tiers(cells, ratio, higher_is_better(metric), frozenset(failed))
-    return Assessment(metric, verdicts, max((len(c) for c in cells.values()), default=0), ratio)
+    if equivalence is None:
+        logged = {r.data.params.get("eval.equivalence") for r in runs} - {None}
+        equivalence = float(logged.pop()) if len(logged) == 1 else statistics.EQUIVALENCE
+    cells = {run_id: j.cells for run_id, j in found.items()}
+    verdicts = statistics.verdicts(cells, ratio, metric, frozenset(failed), equivalence)
+    unstable = {run_id: (len(j.wild), len(j.cells)) for run_id, j in found.items()
+                if j.wild and run_id not in failed}
+    keys = [ALIASES.get(k, k) for k in swept]
+    values = {r.info.run_id: {k: r.data.params.get(k) for k in keys} for r in runs}
+    alive = {run_id: c for run_id, c in cells.items() if run_id not in failed and c}
+    return Assessment(metric, verdicts, max((len(c) for c in cells.values()), default=0), ratio,
+                      equivalence, unstable, importance.shares(alive, values, keys, metric))
 
 
 def frontier(table: pd.DataFrame) -> dict[str, float]:
-    """Per depth, the largest learning rate that trained and the smallest that diverged:
-    `lr_max_stable.depth_<d>` and `lr_min_diverged.depth_<d>` (MLflow keys allow no `=`)."""
+    """Per depth, the largest learning rate that trained stably, the smallest that was unstable
+    (some cells blew up: the table's `unstable` column) and the smallest that diverged:
+    `lr_max_stable.depth_<d>`, `lr_min_unstable.depth_<d>`, `lr_min_diverged.depth_<d>`
+    (MLflow keys allow no `=`)."""
     if table.empty or LR not in table:
         return {}
     depth = table[DEPTH] if DEPTH in table else pd.Series(-1, index=table.index)
@@ -125,10 +218,15 @@ def frontier(table: pd.DataFrame) -> dict[str, float]:
     for d in sorted(set(depth.dropna())):
         rows = table[depth == d]
         lrs = pd.to_numeric(rows[LR], errors="coerce")
-        ok, bad = lrs[rows["status"] == "FINISHED"], lrs[rows["status"] == "DIVERGED"]
+        shaky = (rows["unstable"].fillna("") != "") if "unstable" in rows else False
+        finished = rows["status"] == "FINISHED"
+        ok, bad = lrs[finished & ~shaky], lrs[rows["status"] == "DIVERGED"]
+        wobbly = lrs[finished & shaky]
         suffix = f"depth_{int(d)}" if d >= 0 else "all"
         if len(ok):
             found[f"lr_max_stable.{suffix}"] = float(ok.max())
+        if len(wobbly):
+            found[f"lr_min_unstable.{suffix}"] = float(wobbly.min())
         if len(bad):
             found[f"lr_min_diverged.{suffix}"] = float(bad.min())
     return found
@@ -136,9 +234,9 @@ def frontier(table: pd.DataFrame) -> dict[str, float]:
 
 def record(client: Any, parent_run_id: str, runs: Sequence[Any], assessment: Assessment,
            edge: dict[str, float]) -> None:
-    """Tags `tier` and `p_vs_best` on the sweep's own children (a reused run belongs to another
-    sweep and keeps its tags); on the parent, the tier of every job in one tag and the
-    frontier as metrics."""
+    """Tags `tier`, `p_vs_best`, `p_equivalent`, `unstable` (and `repeats_to_decide`) on the
+    sweep's own children (a reused run belongs to another sweep and keeps its tags); on the
+    parent, every job's verdict in one tag and the frontier as metrics."""
     import time
 
     from mlflow.entities import Metric, RunTag

@@ -6,7 +6,7 @@ is given) and writes, into `out` (default: <sweep dir>/compare, else ./sweep-<id
   jobs.csv, jobs.md            every job: params, final metrics, status, duration; best first
   loss_vs_lr.png               final validation loss against lr (log x), one line per depth
   learning_curves.png          the per-epoch validation cost of every job, a panel per depth
-  heatmap_lr_depth.png         the ranking metric over lr x depth, mean ± CI and tier
+  heatmap_lr_depth.png         the ranking metric over lr x depth: centre [95% CI], verdict
   gradient_flow_l0.png         the first layer's gradient norm of every job (diag.every > 0)
   report.html                  interactive (Plotly, offline): parallel coordinates on a log10
                                lr axis, learning curves per depth with bands, the heatmap
@@ -91,8 +91,9 @@ def compare(cmd: CompareCommand) -> Path:
     metric = readback.metric_for(list(table.columns), cmd.metric)
     summary = readback.summarize(runs, sweep_id, cmd.metric, parent.info.run_id)
     failed = {r.info.run_id for r in runs if readback.job_status(r) != "FINISHED"}
-    assessment = assess.assess(client, runs, metric, failed)
+    assessment = assess.assess(client, runs, metric, failed, cmd.equivalence, swept)
     table = assessment.columns(table)
+    summary.adopt_best(table)
     edge = assess.frontier(table)
     names = {r.info.run_id: str(r.info.run_name) for r in runs}
     text = f"{summary.text()}\n{assessment.text(names)}"

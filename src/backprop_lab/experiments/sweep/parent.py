@@ -15,7 +15,7 @@ import json
 import logging
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +43,7 @@ class SweepRun:
     sweep_dir: Path
     heartbeat: Heartbeat
     preset: str = ""
+    swept: list[str] = field(default_factory=list)  # the keys the sweep varies
 
     @classmethod
     def start(cls, uri: str | None, experiment: str, sweep_dir: Path, preset: str,
@@ -60,7 +61,7 @@ class SweepRun:
         (sweep_dir / SWEEP_FILE).write_text(json.dumps(marker, indent=2))
         log.info("sweep %s: parent MLflow run %s in experiment %r (%s) at %s", sweep_id,
                  parent.run_id, store.experiment, store.experiment_id, uri)
-        return cls(parent, sweep_id, sweep_dir, Heartbeat(parent).__enter__(), preset)
+        return cls(parent, sweep_id, sweep_dir, Heartbeat(parent).__enter__(), preset, swept)
 
     def finish(self, status: str) -> readback.Summary:
         """Tag the parent with its children's summary, log the sweep's records, end it."""
@@ -69,15 +70,17 @@ class SweepRun:
         try:
             children = readback.children(parent.client, parent.run_id)
             summary = readback.summarize(children, self.sweep_id, parent_run_id=parent.run_id)
-            parent.set_tags(summary.tags())
             failed = {r.info.run_id for r in children if readback.job_status(r) != "FINISHED"}
-            assessment = assess.assess(parent.client, children, summary.metric, failed)
-            table = readback.jobs_table(children, metric=summary.metric)
+            assessment = assess.assess(parent.client, children, summary.metric, failed,
+                                       swept=self.swept)
+            table = assessment.columns(readback.jobs_table(children, metric=summary.metric))
+            summary.adopt_best(table)
+            parent.set_tags(summary.tags())
             edge = assess.frontier(table)
             assess.record(parent.client, parent.run_id, children, assessment, edge)
             description.record(parent.client, parent.run_id, description.describe(
-                assessment.columns(table), children, summary, assessment, edge,
-                parent.store.experiment_id, parent.run_id, self.preset))
+                table, children, summary, assessment, edge, parent.store.experiment_id,
+                parent.run_id, self.preset))
             names = {r.info.run_id: str(r.info.run_name) for r in children}
             summary.notes.append(assessment.text(names))
             if summary.best_value is not None:

@@ -196,6 +196,16 @@ class Summary:
     best_value: float | None = None
     notes: list[str] = field(default_factory=list)  # e.g. the tiers, appended by the caller
 
+    def adopt_best(self, table: pd.DataFrame) -> None:
+        """The best is the first finished row of `table` (ranked by the verdicts' centre)."""
+        finished = table[table["status"] == "FINISHED"] if "status" in table else table
+        if finished.empty or self.metric not in finished:
+            return
+        best = finished.iloc[0]
+        if not math.isnan(best[self.metric]):
+            self.best_name, self.best_run_id = str(best["run_name"]), str(best["run_id"])
+            self.best_value = float(best[self.metric])
+
     def text(self) -> str:
         total = sum(self.counts.values())
         parts = ", ".join(f"{n} {s.lower()}" for s, n in sorted(self.counts.items()))
