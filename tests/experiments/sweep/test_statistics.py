@@ -148,8 +148,6 @@ def test_bit_identical_and_nearly_identical_jobs_are_equivalent() -> None:
     assert other.p_vs_best > 0.5
 
 
-@pytest.mark.xfail(strict=True, reason="step_down: p = 1 - (centre == 0) when SE = 0 is "
-                   "inverted (statistics.py); remove this mark once fixed")
 def test_a_constant_ratio_is_certain() -> None:
     """Every cell the same ratio: SE 0, so the evidence is complete. Ratio 1 (bit-identical):
     no difference at all, p_vs_best 1; ratio 2 in every cell: worse, p_vs_best 0."""
