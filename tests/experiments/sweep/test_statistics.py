@@ -174,8 +174,6 @@ def test_one_cell_per_job_is_no_evidence_and_failed_jobs_diverged() -> None:
     assert {v.tier for v in everyone_failed.values()} == {DIVERGED}
 
 
-@pytest.mark.xfail(strict=True, reason="verdicts() decides the log scale over every job not "
-                   "in `failed`, NaN ones included (statistics.py); remove once fixed")
 def test_a_job_of_nan_cells_leaves_the_others_on_the_log_scale() -> None:
     """A job whose every cell is NaN (not passed in `failed`) is diverged; the others keep
     their ratios."""

@@ -179,12 +179,10 @@ def verdicts(cells: Mapping[str, Cells], ratio: float = 0.0, metric: str = "val_
     that diverged or failed); see the module docstring."""
     higher = metric.endswith("r2")
     scores = {job: np.array(list(c.values()), dtype=np.float64) for job, c in cells.items()}
-    logged = {job: log_errors(metric, x) for job, x in scores.items()}
-    log_scale = all(v is not None for job, v in logged.items() if job not in failed and
-                    len(scores[job]))
-    own = {job: summarise(x, ratio, metric if log_scale else "") for job, x in scores.items()}
     alive = [job for job in cells if job not in failed and len(scores[job])
-             and not math.isnan(own[job].mean)]
+             and np.isfinite(scores[job]).all()]
+    log_scale = all(log_errors(metric, scores[job]) is not None for job in alive)
+    own = {job: summarise(x, ratio, metric if log_scale else "") for job, x in scores.items()}
     out = {job: Verdict(DIVERGED, math.nan, own[job]) for job in cells if job not in alive}
     if not alive:
         return out
