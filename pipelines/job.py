@@ -11,7 +11,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from backprop_lab.errors import Diverged
+from backprop_lab.errors import ConfigError, Diverged
 from backprop_lab.experiments.run.job import run_job
 from backprop_lab.experiments.run.record import JobOutcome
 from backprop_lab.experiments.sweep.parent import read_marker
@@ -37,6 +37,11 @@ def train_job(cfg: DictConfig) -> JobOutcome:
     """One tracked run; raises `Diverged` outside a multirun. In a multirun, a job that a
     finished run already did (same config_hash) is reused, unless rerun.force."""
     overrides, hydra_dir, multirun = hydra_context()
+    if multirun and cfg.eval.race:
+        sweeper = str(HydraConfig.get().sweeper.get("_target_", ""))
+        if not sweeper.endswith("RacingSweeper"):
+            raise ConfigError("eval.race=true: racing needs hydra/sweeper=racing (the "
+                              f"sweep=lr_depth preset sets it); this sweep uses {sweeper}")
     outcome = run_job(cfg, overrides, hydra_dir, sweep_parent(multirun), reuse=multirun)
     if outcome.status == "FAILED" and not multirun:
         raise Diverged(f"run {outcome.run_id} diverged; see its tags in MLflow")

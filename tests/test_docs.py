@@ -24,6 +24,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import IntervalSweep
 from omegaconf import OmegaConf
 
+import hydra_plugins.backprop_lab_launcher.racing_sweeper  # noqa: F401  (hydra/sweeper=racing)
 import hydra_plugins.backprop_lab_launcher.stacked_launcher  # noqa: F401  (hydra/launcher=stacked)
 from backprop_lab.paths import CONF_DIR, PROJECT_ROOT
 from backprop_lab.pipeline import compose as composing

@@ -64,6 +64,7 @@ class EvalConfig:
     # K >= 2: train under K seeds derived from `seed` (the same K for every job of a sweep);
     # each (repeat, fold) is one score cell, compared across jobs by compare's paired tests
     repeats: int = 1
+    first_repeat: int = 0  # the repeats trained are first_repeat .. first_repeat + repeats - 1
     # a job whose error is within ±equivalence (relative) of the best's is practically equal
     # to it: compare's `equivalent` verdict (docs/statistics.md says why 1%)
     equivalence: float = 0.01
@@ -233,6 +234,7 @@ def validate(cfg: Config) -> Config:
                cv_val)
     check_rule("eval.n_examples", cfg.eval.n_examples >= 0, ">= 0", cfg.eval.n_examples)
     check_rule("eval.repeats", cfg.eval.repeats >= 1, ">= 1", cfg.eval.repeats)
+    check_rule("eval.first_repeat", cfg.eval.first_repeat >= 0, ">= 0", cfg.eval.first_repeat)
     check_rule("eval.equivalence", 0 < cfg.eval.equivalence < 1, "in (0, 1)",
                cfg.eval.equivalence)
     check_rule("diag.every", cfg.diag.every >= 0, ">= 0 (0: off)", cfg.diag.every)

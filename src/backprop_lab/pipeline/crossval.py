@@ -52,9 +52,11 @@ def repeat_seed(seed: int, repeat: int) -> int:
 
 def run_cells(cfg: Config, ds: Dataset) -> list[Cell]:
     """Every (repeat, fold) cell: `eval.repeats` x `eval.cv_folds` (x 1 without CV), all of
-    their networks trained as one stack."""
+    their networks trained as one stack; the repeats numbered from `eval.first_repeat` (a
+    racing sweep trains one repeat per round, each the same cells a full run trains)."""
     keys, setups = [], []
-    for r in range(cfg.eval.repeats):
+    first = cfg.eval.first_repeat
+    for r in range(first, first + cfg.eval.repeats):
         seeded = replace(cfg, seed=repeat_seed(cfg.seed, r))
         cell_setups = (fold_setups(seeded, ds) if cfg.eval.cv_folds >= 2
                        else [stages.set_up(seeded, ds)])

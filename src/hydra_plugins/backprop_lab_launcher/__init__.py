@@ -1,1 +1,2 @@
-"""backprop-lab's Hydra launcher: `hydra/launcher=stacked` (see stacked_launcher)."""
+"""backprop-lab's Hydra plugins: `hydra/launcher=stacked` (stacked_launcher) and
+`hydra/sweeper=racing` (racing_sweeper, the default sweeper of pipelines.train)."""

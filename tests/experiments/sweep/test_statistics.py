@@ -139,7 +139,7 @@ def test_bit_identical_and_nearly_identical_jobs_are_equivalent() -> None:
                     "test_mse")
     assert sorted(v.tier for v in same.values()) == [BEST, EQUIVALENT]
     other = next(v for v in same.values() if v.tier == EQUIVALENT)
-    assert other.ratio == 1.0 and other.p_equivalent == 0.0
+    assert (other.ratio, other.p_vs_best, other.p_equivalent) == (1.0, 1.0, 0.0)
     near = base * (1 + 1e-9 * rng.standard_normal(15))
     close = verdicts({"lr=0.01": cells(base), "lr=0.0100000001": cells(near)}, RATIO, "test_mse")
     assert sorted(v.tier for v in close.values()) == [BEST, EQUIVALENT]

@@ -97,6 +97,8 @@ def compare(cmd: CompareCommand) -> Path:
     edge = assess.frontier(table)
     names = {r.info.run_id: str(r.info.run_name) for r in runs}
     text = f"{summary.text()}\n{assessment.text(names)}"
+    if tags.get("race_summary"):
+        text += f"\n{tags['race_summary']}"
     if edge:
         text += "\nfrontier: " + ", ".join(f"{k} {v:g}" for k, v in edge.items())
 
@@ -137,7 +139,8 @@ def compare(cmd: CompareCommand) -> Path:
     assess.record(client, parent.info.run_id, runs, assessment, edge)
     markdown = description.describe(table, runs, summary, assessment, edge,
                                     parent.info.experiment_id, parent.info.run_id,
-                                    tags.get("sweep_preset", ""), compared=cmd.log_artifacts)
+                                    tags.get("sweep_preset", ""), compared=cmd.log_artifacts,
+                                    race=tags.get("race_summary", ""))
     description.record(client, parent.info.run_id, markdown)
     if cmd.log_artifacts:
         client.log_artifacts(parent.info.run_id, str(out), "compare")

@@ -16,7 +16,7 @@ from typing import Any
 import pandas as pd
 
 from backprop_lab.experiments.run.report import DESCRIPTION
-from backprop_lab.experiments.sweep import readback, statistics
+from backprop_lab.experiments.sweep import importance, readback, statistics
 from backprop_lab.experiments.sweep.assess import LR, WORDS, Assessment
 from backprop_lab.tracking.ui import run_link
 
@@ -148,9 +148,11 @@ def unfinished(table: pd.DataFrame, runs: Sequence[Any], experiment_id: str) -> 
 
 def describe(table: pd.DataFrame, runs: Sequence[Any], summary: readback.Summary,
              assessment: Assessment, edge: dict[str, float], experiment_id: str,
-             parent_run_id: str, preset: str = "", compared: bool = False) -> str:
+             parent_run_id: str, preset: str = "", compared: bool = False,
+             race: str = "") -> str:
     """The parent's description (see the module docstring); at most `LIMIT` characters: the
-    ranked table loses its last rows first, naming how many it left out."""
+    ranked table loses its last rows first, naming how many it left out. `race`: what racing
+    saved (the parent's `race_summary`)."""
     metric = summary.metric
     higher = readback.higher_is_better(metric)
     total = sum(summary.counts.values())
@@ -158,7 +160,7 @@ def describe(table: pd.DataFrame, runs: Sequence[Any], summary: readback.Summary
     reused = f" ({summary.reused} reused from earlier runs)" if summary.reused else ""
     what = f" `{preset}`" if preset and preset != "cli" else ""
     head = [f"**Sweep{what} `{summary.sweep_id[:8]}`**: {total} jobs: {counts or 'none'}"
-            f"{reused}."]
+            f"{reused}." + (f" **Racing**: {race.removeprefix('racing: ')}." if race else "")]
     if summary.best_run_id:
         row = table[table["run_id"] == summary.best_run_id]
         value = f"{metric} {summary.best_value:.4g}"
@@ -181,6 +183,9 @@ def describe(table: pd.DataFrame, runs: Sequence[Any], summary: readback.Summary
                     f" is better). {verdict_legend(assessment)}")
     edge_lines = frontier_table(edge)
     tail: list[str] = []
+    if assessment.shares:
+        shares = importance.text(assessment.shares)
+        tail.append(f"**Which knob matters**: {shares[0].upper()}{shares[1:]}.")
     if edge_lines:
         tail += ["**Learning-rate frontier** (per depth):", "\n".join(edge_lines)]
     rest = unfinished(table[status != "FINISHED"], runs, experiment_id)

@@ -77,5 +77,5 @@ def text(found: Mapping[str, float]) -> str:
     if not found:
         return ""
     parts = ", ".join(f"{term} {share:.0%}" for term, share in found.items())
-    return (f"share of the cells' log-error variation (two-way ANOVA, type II sums of squares; "
-            f"descriptive, no test): {parts}")
+    return (f"share of the cells' log-error variation (ANOVA on the cells, type II sums of "
+            f"squares; descriptive, no test): {parts}")

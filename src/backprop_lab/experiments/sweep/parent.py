@@ -78,9 +78,12 @@ class SweepRun:
             parent.set_tags(summary.tags())
             edge = assess.frontier(table)
             assess.record(parent.client, parent.run_id, children, assessment, edge)
+            race = parent.client.get_run(parent.run_id).data.tags.get("race_summary", "")
             description.record(parent.client, parent.run_id, description.describe(
                 table, children, summary, assessment, edge, parent.store.experiment_id,
-                parent.run_id, self.preset))
+                parent.run_id, self.preset, race=race))
+            if race:
+                summary.notes.append(race)
             names = {r.info.run_id: str(r.info.run_name) for r in children}
             summary.notes.append(assessment.text(names))
             if summary.best_value is not None:
