@@ -5,10 +5,10 @@ embedded, so it opens offline and in the MLflow UI's artifact viewer) with
   values), depth, the other varying params, the verdict (`tier`) and the unstable jobs' wild
   cells when the table has them, and the scores; lines coloured by the verdict (else by the
   ranking metric);
-- learning curves, one panel per depth, one colour per learning rate: the mean over every
+- learning curves, one panel per depth, one colour per learning rate: the median over every
   curve of that (depth, lr) (the repeats and folds of a job, and jobs that differ only in other
-  keys, e.g. the seed) with a band of ± one standard deviation; jobs that did not finish dashed,
-  crossed where they ended;
+  keys, e.g. the seed) with its interquartile band, the y range from those (a cell that blew up
+  sets neither); jobs that did not finish dashed, crossed where they ended;
 - the learning-rate x depth heatmap of the ranking metric: each job's centre [95% CI], its
   verdict as the cell's border and badge, "!" for an unstable job (the words in the hover).
 
@@ -214,21 +214,22 @@ def parallel_coordinates(table: pd.DataFrame, metric: str, higher_better: bool,
     return fig
 
 
-def _mean_band(curves: Sequence[Sequence[float]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Mean and ± one standard deviation per epoch over ragged curves (nan where none)."""
+def _median_band(curves: Sequence[Sequence[float]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Median and interquartile range per epoch over ragged curves (nan where none): a cell
+    that blew up moves them by one rank, where it would drag a mean and its ± SD band."""
     length = max(len(c) for c in curves)
     stack = np.full((len(curves), length), np.nan)
     for i, c in enumerate(curves):
         stack[i, : len(c)] = np.where(np.isfinite(c), c, np.nan)
     counts = np.sum(np.isfinite(stack), axis=0)
-    safe = np.where(counts > 0, stack, 0.0)
-    mean = np.where(counts > 0, np.nansum(safe, axis=0) / np.maximum(counts, 1), np.nan)
-    spread = np.array([np.nanstd(col) if n > 1 else 0.0 for col, n in zip(stack.T, counts)])
-    return mean, mean - spread, mean + spread
+    quartiles = np.full((3, length), np.nan)
+    for e in np.flatnonzero(counts):
+        quartiles[:, e] = np.percentile(stack[np.isfinite(stack[:, e]), e], [50, 25, 75])
+    return quartiles[0], quartiles[1], quartiles[2]
 
 
 def learning_curves(table: pd.DataFrame, curves: Curves, metric: str) -> go.Figure:
-    """One panel per depth; per learning rate, the mean curve and its ± 1 SD band."""
+    """One panel per depth; per learning rate, the median curve and its quartile band."""
     jobs = _jobs(table, metric).set_index("run_id")
     jobs = jobs[jobs.index.isin(list(curves))]
     depths = sorted(set(jobs[DEPTH])) or [-1]
@@ -236,8 +237,10 @@ def learning_curves(table: pd.DataFrame, curves: Curves, metric: str) -> go.Figu
     fig = make_subplots(rows=1, cols=len(depths), shared_yaxes=True, subplot_titles=names,
                         horizontal_spacing=0.04)
     colours = _lr_colours(list(jobs[LR]))
-    kept = np.concatenate([np.asarray(c, dtype=float) for run_id in jobs.index[jobs["finished"]]
-                           for c in curves[str(run_id)]] or [np.array([])])
+    finished = jobs.index[jobs["finished"]]
+    bands = [np.concatenate(_median_band(curves[str(run_id)])) for run_id in finished
+             if any(len(c) for c in curves[str(run_id)])]
+    kept = np.concatenate(bands or [np.array([])])  # the range: medians and quartiles only
     kept = kept[np.isfinite(kept) & (kept > 0)]
     low_y, top = (float(kept.min()) / 1.5, float(kept.max()) * 3) if len(kept) else (None, 1e3)
     shown: set[str] = set()
@@ -247,7 +250,7 @@ def learning_curves(table: pd.DataFrame, curves: Curves, metric: str) -> go.Figu
             cells = [c for run_id in group.index for c in curves[str(run_id)] if len(c)]
             if not cells:
                 continue
-            mean, low, high = _mean_band(cells)
+            mean, low, high = _median_band(cells)
             colour = colours.get(float(lr), "grey")
             epochs = np.arange(len(mean))
             name = f"lr={lr:g}"
@@ -288,7 +291,7 @@ def learning_curves(table: pd.DataFrame, curves: Curves, metric: str) -> go.Figu
         fig.update_yaxes(range=[math.log10(low_y), math.log10(top)])
     fig.update_yaxes(title_text="validation loss (training units)", row=1, col=1)
     fig.update_xaxes(title_text="epoch")
-    fig.update_layout(title="Learning curves: mean over repeats and folds, band ± 1 SD",
+    fig.update_layout(title="Learning curves: median over repeats and folds, band: quartiles",
                       height=430)
     return fig
 

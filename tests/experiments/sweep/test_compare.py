@@ -202,7 +202,7 @@ def test_a_job_with_cell_curves_gives_one_curve_per_cell(tmp_path: Path) -> None
     per score cell, for its bands; its mean is what learning_curves.png draws."""
     from types import SimpleNamespace
 
-    from backprop_lab.experiments.sweep.compare import CELL_CURVES, cell_curves, mean_curve
+    from backprop_lab.experiments.sweep.compare import CELL_CURVES, cell_curves, median_curve
 
     frame = pd.DataFrame({"repeat": [0, 0, 0, 0, 1, 1], "fold": [0, 0, 1, 1, 0, 0],
                           "epoch": [1, 0, 0, 1, 0, 1], "val_loss": [2.0, 3.0, 5.0, 4.0, 7.0, 6.0]})
@@ -219,4 +219,5 @@ def test_a_job_with_cell_curves_gives_one_curve_per_cell(tmp_path: Path) -> None
     run = SimpleNamespace(info=SimpleNamespace(run_id="r1", run_name="lr=0.1"))
     cells = cell_curves(Client(), run, tmp_path / "r1")
     assert cells == [[3.0, 2.0], [5.0, 4.0], [7.0, 6.0]]  # by epoch, one per (repeat, fold)
-    assert mean_curve(cells) == [5.0, 4.0]
+    assert median_curve(cells) == [5.0, 4.0]
+    assert median_curve([*cells, [1e9, 1e9]]) == [6.0, 5.0]  # a wild cell moves it one rank

@@ -5,11 +5,13 @@ Reads the sweep's parent run and its children from MLflow (the latest sweep unle
 is given) and writes, into `out` (default: <sweep dir>/compare, else ./sweep-<id>-compare):
   jobs.csv, jobs.md            every job: params, final metrics, status, duration; best first
   loss_vs_lr.png               final validation loss against lr (log x), one line per depth
-  learning_curves.png          the per-epoch validation cost of every job, a panel per depth
+  learning_curves.png          the per-epoch validation cost of every job (median over its
+                               cells), a panel per depth
   heatmap_lr_depth.png         the ranking metric over lr x depth: centre [95% CI], verdict
   gradient_flow_l0.png         the first layer's gradient norm of every job (diag.every > 0)
   report.html                  interactive (Plotly, offline): parallel coordinates on a log10
-                               lr axis, learning curves per depth with bands, the heatmap
+                               lr axis, learning curves per depth with quartile bands, the
+                               heatmap
 The parent run's description (`mlflow.note.content`) becomes the comparison
 (`experiments.sweep.description`).
 """
@@ -70,12 +72,14 @@ def cell_curves(client: Any, run: Any, folder: Path) -> list[list[float]]:
     return [values] if values else []
 
 
-def mean_curve(cells: list[list[float]]) -> list[float]:
-    """The epoch-wise mean of a job's cell curves (the curve itself when there is one)."""
+def median_curve(cells: list[list[float]]) -> list[float]:
+    """The epoch-wise median of a job's cell curves (the curve itself when there is one): one
+    cell that blew up does not set its job's curve, as it would the mean."""
     if len(cells) == 1:
         return cells[0]
     length = max(len(c) for c in cells)
-    return [float(pd.Series([c[i] for c in cells if i < len(c)]).mean()) for i in range(length)]
+    return [float(pd.Series([c[i] for c in cells if i < len(c)]).median())
+            for i in range(length)]
 
 
 def compare(cmd: CompareCommand) -> Path:
@@ -110,7 +114,7 @@ def compare(cmd: CompareCommand) -> Path:
     with tempfile.TemporaryDirectory(prefix="backprop-curves-") as tmp:
         cells = {r.info.run_id: cell_curves(client, r, Path(tmp) / r.info.run_id) for r in runs}
     cells = {run_id: found for run_id, found in cells.items() if found}
-    curves = {run_id: mean_curve(found) for run_id, found in cells.items()}
+    curves = {run_id: median_curve(found) for run_id, found in cells.items()}
     higher = readback.higher_is_better(metric)
     if not table.empty:
         sweep_plots.loss_vs_lr(table, metric, out / "loss_vs_lr.png", edge)
