@@ -53,17 +53,70 @@ def end_leftover_fluent_run() -> None:
         mlflow.end_run("FAILED")
 
 
+def expected_jobs(config: DictConfig) -> int | None:
+    """How many jobs the multirun launches: the product of its sweep values (command line and
+    `hydra.sweeper.params`), Optuna's `n_trials`; None when not known ahead (racing rounds)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    if OmegaConf.select(config, "hydra.sweeper.n_trials") is not None:
+        return int(OmegaConf.select(config, "hydra.sweeper.n_trials"))
+    if OmegaConf.select(config, "eval.race") and int(config.eval.repeats) > 1:
+        return None
+    params = OmegaConf.select(config, "hydra.sweeper.params") or {}
+    task = [str(o) for o in config.hydra.overrides.task]
+    sizes: dict[str, int] = {}
+    try:
+        parsed = OverridesParser.create().parse_overrides([f"{k}={v}" for k, v in params.items()]
+                                                          + task)
+        for o in parsed:
+            if o.is_sweep_override() and o.is_discrete_sweep():
+                sizes[o.get_key_element()] = len(list(o.sweep_string_iterator()))
+    except Exception:  # an unusual override: the count is only for the progress line
+        return None
+    total = 1
+    for n in sizes.values():
+        total *= n
+    return total
+
+
+def print_end(sweep: Any, summary: Any, status: str) -> None:
+    """One table at the end: the jobs ranked with their verdicts, then each link once."""
+    from backprop_lab.experiments.sweep import console
+    from backprop_lab.tracking import ui
+
+    parent = sweep.parent
+    uri = parent.store.uri
+    base = uri if uri.startswith(("http://", "https://")) else ui.base_url()
+    eid = parent.store.experiment_id
+    links = {"parent run": ui.run_url(base, eid, parent.run_id)}
+    if summary.best_run_id:
+        links = {f"best run ({summary.best_name})": ui.run_url(base, eid, summary.best_run_id),
+                 **links}
+    table = sweep.table if sweep.table is not None else None
+    counts = summary.text().splitlines()[0]
+    print(f"\n{counts} ({status.lower()})")
+    if table is not None and not table.empty:
+        shown = table.drop(columns=[c for c in ("reused",) if c in table])
+        print(console.end_text(shown, summary.metric, links, summary.notes))
+    else:
+        print("\n".join([*summary.notes, *(f"{k}: {v}" for k, v in links.items())]))
+    print(f"all columns, plots and the report: python -m pipelines.compare "
+          f"sweep_id={summary.sweep_id[:8]} tracking.uri={uri}", flush=True)
+
+
 class SweepTracking(Callback):
     """One MLflow parent run per multirun; see the module docstring."""
 
     def __init__(self, print_summary: bool = True) -> None:
         self.print_summary = print_summary
         self._sweep: Any = None  # experiments.sweep.parent.SweepRun, only in the launching process
+        self._progress: Any = None  # experiments.sweep.progress.SweepProgress, the same
         self._ended = False
 
     def __getstate__(self) -> dict[str, Any]:
         # the joblib launcher pickles the callbacks to its workers: send the settings only
-        return {"print_summary": self.print_summary, "_sweep": None, "_ended": True}
+        return {"print_summary": self.print_summary, "_sweep": None, "_progress": None,
+                "_ended": True}
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         from backprop_lab.experiments.sweep.parent import SweepRun
@@ -75,6 +128,11 @@ class SweepTracking(Callback):
             swept_keys(config), hydra_tags(config), float(config.tracking.stale_after))
         self._ended = False
         atexit.register(self._end_if_running)  # a sweep that raises never calls on_multirun_end
+        from backprop_lab.experiments.sweep.progress import SweepProgress
+
+        parent = self._sweep.parent
+        self._progress = SweepProgress(parent.client, parent.store.experiment_id, parent.run_id,
+                                       expected_jobs(config)).start()
 
     def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
         end_leftover_fluent_run()
@@ -93,8 +151,8 @@ class SweepTracking(Callback):
         sweep, self._ended = self._sweep, True
         if sweep is None:
             return
+        if self._progress is not None:
+            self._progress.stop()
         summary = sweep.finish(status)
         if self.print_summary:
-            print(f"\n{summary.text()}\nparent run {sweep.parent.run_id} ({status}); compare the "
-                  f"jobs with: python -m pipelines.compare sweep_id={summary.sweep_id} "
-                  f"tracking.uri={sweep.parent.store.uri}", flush=True)
+            print_end(sweep, summary, status)

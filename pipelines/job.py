@@ -14,6 +14,7 @@ from omegaconf import DictConfig
 from backprop_lab.errors import ConfigError, Diverged
 from backprop_lab.experiments.run.job import run_job
 from backprop_lab.experiments.run.record import JobOutcome
+from backprop_lab.experiments.run.report import QUIET
 from backprop_lab.experiments.sweep.parent import read_marker
 
 
@@ -42,7 +43,11 @@ def train_job(cfg: DictConfig) -> JobOutcome:
         if not sweeper.endswith("RacingSweeper"):
             raise ConfigError("eval.race=true: racing needs hydra/sweeper=racing (the "
                               f"sweep=lr_depth preset sets it); this sweep uses {sweeper}")
-    outcome = run_job(cfg, overrides, hydra_dir, sweep_parent(multirun), reuse=multirun)
+    quiet = QUIET.set(multirun and not HydraConfig.get().verbose)  # the sweep prints a table
+    try:
+        outcome = run_job(cfg, overrides, hydra_dir, sweep_parent(multirun), reuse=multirun)
+    finally:
+        QUIET.reset(quiet)
     if outcome.status == "FAILED" and not multirun:
         raise Diverged(f"run {outcome.run_id} diverged; see its tags in MLflow")
     return outcome

@@ -111,7 +111,11 @@ def test_basic_sweep_with_a_diverging_lr_finishes(diverging_sweep: dict[str, Any
     assert tags["n_finished"] == "2" and tags["n_diverged"] == "2" and tags["n_failed"] == "0"
     assert set(tags["diverged_runs"].split("; ")) == {"lr=10,depth=1", "lr=10,depth=2"}
     assert tags["best_run_name"].startswith("lr=0.01,")
-    assert "diverged: lr=10,depth=" in diverging_sweep["stdout"]
+    out = diverging_sweep["stdout"]  # one table at the end, the diverged jobs in it
+    assert "4 jobs: 2 diverged, 2 finished" in out
+    assert sum(line.split()[1].startswith("lr=10,depth=") and line.split()[2] == "diverged"
+               for line in out.splitlines() if line[:1].isdigit()) == 2
+    assert out.count("parent run: http://") == 1 and out.count("best run (") == 1
 
 
 def test_sweep_json_tells_jobs_their_parent(diverging_sweep: dict[str, Any]) -> None:
@@ -155,6 +159,7 @@ def test_sweep_presets_compose(compose_config, preset: str) -> None:
         assert cfg.tracking.log_model is False
     if preset == "lr_depth":
         assert params["train.lr"] == "1e-4,1e-3,1e-2,1e-1,1" and params["model.depth"] == "0,1,2,3"
+        assert cfg.hydra.sweeper._target_.endswith("RacingSweeper")  # eval.race=true works
     elif preset == "optuna":
         assert cfg.hydra.sweeper._target_.endswith("OptunaSweeper")
         assert cfg.hydra.sweeper.storage is None and cfg.hydra.sweeper.direction == "minimize"

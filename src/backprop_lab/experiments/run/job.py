@@ -32,6 +32,7 @@ from backprop_lab.experiments.run.report import (
     describe,
     print_report,
     print_run_line,
+    say,
     target_units,
 )
 from backprop_lab.experiments.run.scoring import score_cells
@@ -206,10 +207,10 @@ def tracked_pipeline(cfg: DictConfig, config: Config, run: Run, hydra_dir: Path 
                       "last_finite_cost": str(history.last_finite_cost)})
         if config.model.ensemble > 1:  # the first diverged member (the others trained on)
             run.set_tags({"diverged_member": str(result.diverged_member)})
-        print(f"\nDIVERGED: {history.stop_reason}. The run is recorded as FAILED with tag "
+        say(f"\nDIVERGED: {history.stop_reason}. The run is recorded as FAILED with tag "
               "diverged=true; try a smaller train.lr.")
     print_report(result, config.eval.n_examples)
-    print(f"\ntraining {train_seconds:.2f} s, MLflow calls {run.seconds_in_mlflow:.2f} s")
+    say(f"\ntraining {train_seconds:.2f} s, MLflow calls {run.seconds_in_mlflow:.2f} s")
     print_run_line(run.run_id, status, run.store.experiment, run.store.experiment_id,
                    run.store.uri)
     run.end(status)

@@ -6,27 +6,38 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass, field
+from typing import Any
 
 from backprop_lab.data.metrics import METRICS
 from backprop_lab.pipeline.stages import SPLITS, Result
 from backprop_lab.tracking import ui
 
+# a job of a multirun prints nothing of its own (the sweep prints one table at the end) unless
+# `hydra.verbose`; per thread, since the stacked launcher runs its jobs in threads
+QUIET: ContextVar[bool] = ContextVar("backprop_lab_quiet", default=False)
 DESCRIPTION = "mlflow.note.content"  # the MLflow UI shows this tag as a run's description
 UNITS = {("boston", "MEDV"): "$1000s"}  # data/README.md
+
+
+def say(*args: Any, **kwargs: Any) -> None:
+    """`print`, unless this job is quiet (`QUIET`)."""
+    if not QUIET.get():
+        print(*args, **kwargs)
 
 
 def print_report(result: Result, n_examples: int) -> None:
     """The metrics of every split in original units, then the first `n_examples` test rows."""
     m = result.evaluation.metrics
-    print("\nsplit   " + "".join(f"{k:>12}" for k in METRICS))
+    say("\nsplit   " + "".join(f"{k:>12}" for k in METRICS))
     for part in SPLITS:
         if f"{part}_mse" in m:
             row = "".join(f"{m.get(f'{part}_{k}', float('nan')):>12.4f}" for k in METRICS)
-            print(f"{part:<8}{row}")
+            say(f"{part:<8}{row}")
     if n_examples and len(result.evaluation.predictions):
-        print("\npredicted vs actual (first test examples, original units):")
-        print(result.evaluation.predictions.head(n_examples).to_string(index=False))
+        say("\npredicted vs actual (first test examples, original units):")
+        say(result.evaluation.predictions.head(n_examples).to_string(index=False))
 
 
 def print_cells_report(folds: int, repeats: int, metrics: dict[str, float],
@@ -44,9 +55,9 @@ def print_cells_report(folds: int, repeats: int, metrics: dict[str, float],
         median = metrics.get(f"{name}_median", math.nan)
         parts.append(f"{label} mean {metrics[name]:.4g}, median {median:.4g} "
                      f"(95% CI {low:.4g} to {high:.4g})")
-    print(f"{' x '.join(what)} ({cells} cells): " + "; ".join(parts))
+    say(f"{' x '.join(what)} ({cells} cells): " + "; ".join(parts))
     if unstable:
-        print(f"UNSTABLE: {unstable}; the median describes this job better than the mean")
+        say(f"UNSTABLE: {unstable}; the median describes this job better than the mean")
 
 
 def print_run_line(run_id: str, status: str, experiment: str, experiment_id: str,
@@ -56,7 +67,7 @@ def print_run_line(run_id: str, status: str, experiment: str, experiment_id: str
     remote = uri.startswith(("http://", "https://"))
     base = uri if remote else ui.base_url()
     how = "" if remote else "make ui, then "
-    print(f"MLflow run {run_id} ({status}) in experiment {experiment!r} at {uri}\n"
+    say(f"MLflow run {run_id} ({status}) in experiment {experiment!r} at {uri}\n"
           f"  see it: {how}{ui.run_url(base, experiment_id, run_id)}\n"
           f"  all runs: {ui.runs_url(base, experiment_id)}")
 

@@ -24,6 +24,7 @@ from backprop_lab.experiments.run.report import (
     describe,
     print_cells_report,
     print_run_line,
+    say,
     target_units,
 )
 from backprop_lab.pipeline import crossval
@@ -103,7 +104,7 @@ def score_cells(config: Config, ds: Dataset, run: Run) -> JobOutcome:
     run.set_tags({DESCRIPTION: describe(story)})
     print_cells_report(config.eval.cv_folds, config.eval.repeats, metrics, unstable)
     if diverged:
-        print(f"DIVERGED in cells {', '.join(diverged)}: the run is recorded as FAILED with tag "
+        say(f"DIVERGED in cells {', '.join(diverged)}: the run is recorded as FAILED with tag "
               "diverged=true and no scores; try a smaller train.lr.")
     print_run_line(run.run_id, status, run.store.experiment, run.store.experiment_id,
                    run.store.uri)

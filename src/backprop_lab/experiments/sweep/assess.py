@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from backprop_lab.experiments.run.cells import wild_cells
+from backprop_lab.experiments.run.cells import Interval, wild_cells
 from backprop_lab.experiments.sweep import importance, statistics
 from backprop_lab.experiments.sweep.readback import ALIASES
 from backprop_lab.experiments.sweep.statistics import NO_EVIDENCE, Cells, Verdict
@@ -104,6 +104,9 @@ class Assessment:
         if table.empty:
             return table
         by_id = [self.verdicts.get(run_id) for run_id in table["run_id"]]
+        by_id = [v if v is None or v.tier != statistics.DIVERGED else  # no scores: not ranked
+                 Verdict(v.tier, math.nan, Interval(math.nan, math.nan, math.nan, math.nan, 0))
+                 for v in by_id]
         nan = math.nan
         table = table.assign(
             n_cells=[v.interval.n if v else 0 for v in by_id],

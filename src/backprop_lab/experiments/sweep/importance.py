@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -42,7 +43,11 @@ def shares(cells: Mapping[str, Cells], values: Mapping[str, Mapping[str, Any]],
     if not varying or frame.empty or not np.isfinite(frame["y"]).all():
         return {}
     main = [f"C(k{i})" for i in varying]
-    terms = main + [f"{a}:{b}" for a, b in itertools.combinations(main, 2)]
+    terms = list(main)
+    for a, b in itertools.combinations(varying, 2):  # an interaction needs every combination
+        pairs = frame[[f"k{a}", f"k{b}"]].drop_duplicates()
+        if len(pairs) == frame[f"k{a}"].nunique() * frame[f"k{b}"].nunique():
+            terms.append(f"C(k{a}):C(k{b})")
     if frame["cell"].nunique() > 1:
         terms.append("C(cell)")
     n_params = 1 + sum(frame[f"k{i}"].nunique() - 1 for i in varying) + frame["cell"].nunique()
@@ -55,8 +60,10 @@ def _anova(frame: pd.DataFrame, terms: list[str], names: dict[str, str]) -> dict
     import statsmodels.api as sm
     import statsmodels.formula.api as smf
 
-    fit = smf.ols("y ~ " + " + ".join(terms), data=frame).fit()
-    table = sm.stats.anova_lm(fit, typ=2)
+    with warnings.catch_warnings():  # a rank-deficient design warns; its shares are dropped
+        warnings.simplefilter("ignore")
+        fit = smf.ols("y ~ " + " + ".join(terms), data=frame).fit()
+        table = sm.stats.anova_lm(fit, typ=2)
     total = float(((frame["y"] - frame["y"].mean()) ** 2).sum())
     if total == 0:
         return {}
@@ -67,8 +74,9 @@ def _anova(frame: pd.DataFrame, terms: list[str], names: dict[str, str]) -> dict
             label = label.replace(code, key)
         label = {"C(cell)": CELLS, "Residual": NOISE}.get(label, label.replace(":", " × "))
         share = float(row["sum_sq"]) / total
-        if math.isfinite(share):
-            out[label] = share
+        if not math.isfinite(share):
+            return {}  # a term the design cannot separate: no shares rather than wrong ones
+        out[label] = share
     return out
 
 

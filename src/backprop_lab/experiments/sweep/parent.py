@@ -44,6 +44,7 @@ class SweepRun:
     heartbeat: Heartbeat
     preset: str = ""
     swept: list[str] = field(default_factory=list)  # the keys the sweep varies
+    table: Any = None  # the jobs ranked with their verdicts, once `finish` has run
 
     @classmethod
     def start(cls, uri: str | None, experiment: str, sweep_dir: Path, preset: str,
@@ -75,6 +76,7 @@ class SweepRun:
                                        swept=self.swept)
             table = assessment.columns(readback.jobs_table(children, metric=summary.metric))
             summary.adopt_best(table)
+            self.table = table
             parent.set_tags(summary.tags())
             edge = assess.frontier(table)
             assess.record(parent.client, parent.run_id, children, assessment, edge)
