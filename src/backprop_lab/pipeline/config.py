@@ -122,6 +122,7 @@ class CompareCommand:
     metric: str | None = None  # None: val_mse, else test_mse; `*r2` ranks highest first
     log_artifacts: bool = True  # also log the files to the parent run, under compare/
     equivalence: float | None = None  # None: the jobs' eval.equivalence (default 1%)
+    output: str = "text"  # text: the ranked table; json: one JSON document, for scripts
     tracking: TrackingConfig = field(default_factory=lambda: TrackingConfig(experiment=None))
 
 

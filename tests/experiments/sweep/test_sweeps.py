@@ -36,7 +36,7 @@ def run_sweep(tmp: Path, template_db: Path, *args: str) -> dict[str, Any]:
     out = run_cli("pipelines.train", "-m", *args, f"tracking.uri={uri}",
                   f"hydra.sweep.dir={sweep_dir}", cwd=tmp)
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:]
-    return {"uri": uri, "sweep_dir": sweep_dir, "stdout": out.stdout}
+    return {"uri": uri, "sweep_dir": sweep_dir, "stdout": out.stdout, "stderr": out.stderr}
 
 
 @pytest.fixture(scope="module")
@@ -111,7 +111,11 @@ def test_basic_sweep_with_a_diverging_lr_finishes(diverging_sweep: dict[str, Any
     assert tags["n_finished"] == "2" and tags["n_diverged"] == "2" and tags["n_failed"] == "0"
     assert set(tags["diverged_runs"].split("; ")) == {"lr=10,depth=1", "lr=10,depth=2"}
     assert tags["best_run_name"].startswith("lr=0.01,")
+    progress = [ln for ln in diverging_sweep["stderr"].splitlines() if ln.startswith("progress:")]
+    assert progress[-1].startswith("progress: jobs 4/4 (0 running)")  # as the sweep went
+    assert "2 finished, 2 diverged, 0 failed" in progress[-1]
     out = diverging_sweep["stdout"]  # one table at the end, the diverged jobs in it
+    assert "\nMLflow run " not in out  # no job prints its own report in a sweep
     assert "4 jobs: 2 diverged, 2 finished" in out
     assert sum(line.split()[1].startswith("lr=10,depth=") and line.split()[2] == "diverged"
                for line in out.splitlines() if line[:1].isdigit()) == 2

@@ -18,13 +18,15 @@ The parent run's description (`mlflow.note.content`) becomes the comparison
 
 from __future__ import annotations
 
+import json
 import tempfile
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from backprop_lab.experiments.sweep import assess, description, readback
+from backprop_lab.errors import ConfigError
+from backprop_lab.experiments.sweep import assess, console, description, readback
 from backprop_lab.pipeline.config import CompareCommand
 from backprop_lab.plots import interactive, sweep_plots
 from backprop_lab.tracking import ui
@@ -84,6 +86,10 @@ def median_curve(cells: list[list[float]]) -> list[float]:
 
 def compare(cmd: CompareCommand) -> Path:
     """Table and plots of one sweep; returns the folder they were written to."""
+    if cmd.output not in ("text", "json"):
+        raise ConfigError(f"output: must be text or json, got {cmd.output!r}")
+    if cmd.equivalence is not None and not 0 < cmd.equivalence < 1:
+        raise ConfigError(f"equivalence: must be in (0, 1), got {cmd.equivalence}")
     uri = resolve_uri(cmd.tracking.uri)
     client = open_client(uri)
     parent = readback.find_parent(client, cmd.sweep_id, cmd.tracking.experiment)
@@ -132,14 +138,19 @@ def compare(cmd: CompareCommand) -> Path:
                 ylabel="‖∂C/∂W_0‖, first layer (mean over batches)",
                 title="Gradient reaching the first layer, every job")
 
-    with pd.option_context("display.width", 200, "display.max_columns", 30,
-                           "display.float_format", "{:.4g}".format):
-        print(table.drop(columns=["run_id"], errors="ignore").to_string(index=False))
-    print(f"\n{text}\nparent run {parent.info.run_id} "
-          f"(experiment {parent.info.experiment_id}) at {uri}")
+    links = {"parent run": f"{parent.info.run_id} (experiment {parent.info.experiment_id}) "
+                           f"at {uri}"}
     if not uri.startswith(("http://", "https://")):  # a server's own URL is the UI's
-        print("in the MLflow UI (make ui): " + ui.run_url(ui.base_url(), parent.info.experiment_id,
-                                                          parent.info.run_id))
+        links["in the MLflow UI (make ui)"] = ui.run_url(ui.base_url(), parent.info.experiment_id,
+                                                         parent.info.run_id)
+    if cmd.output == "json":
+        print(json.dumps(as_json(table, summary, metric, text, out), default=str))
+    else:
+        print(f"{summary.text().splitlines()[0]}")
+        notes = text.splitlines()[len(summary.text().splitlines()):]
+        print(console.end_text(table.drop(columns=["reused"], errors="ignore"), metric, links,
+                               notes))
+        print(f"every column: {out / 'jobs.csv'}")
     assess.record(client, parent.info.run_id, runs, assessment, edge)
     markdown = description.describe(table, runs, summary, assessment, edge,
                                     parent.info.experiment_id, parent.info.run_id,
@@ -148,7 +159,17 @@ def compare(cmd: CompareCommand) -> Path:
     description.record(client, parent.info.run_id, markdown)
     if cmd.log_artifacts:
         client.log_artifacts(parent.info.run_id, str(out), "compare")
-        print(f"logged as artifacts of the parent run under compare/; files in {out}")
-    else:
-        print(f"files in {out}")
+    if cmd.output != "json":
+        print(f"files in {out}" + (" (logged on the parent run under compare/)"
+                                   if cmd.log_artifacts else ""))
     return out
+
+
+def as_json(table: pd.DataFrame, summary: readback.Summary, metric: str, text: str,
+            out: Path) -> dict[str, Any]:
+    """`compare output=json`: the jobs (every column of jobs.csv, NaN as null), the best, the
+    verdicts' words and where the files are, for scripts."""
+    jobs = json.loads(table.to_json(orient="records"))
+    return {"sweep_id": summary.sweep_id, "metric": metric, "best_run_id": summary.best_run_id,
+            "best_run_name": summary.best_name, "counts": summary.counts, "jobs": jobs,
+            "summary": text, "folder": str(out)}

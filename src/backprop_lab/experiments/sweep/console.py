@@ -20,9 +20,15 @@ NAME = 30  # the widest job name shown; longer ones are cut with "…"
 
 
 def _num(value: Any, digits: int = 4) -> str:
+    """`digits` significant digits, without exponents below 1e6 (124.4 -> "120" at 2)."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return ""
-    return f"{float(value):.{digits}g}"
+    x = float(value)
+    if x == 0 or not math.isfinite(x) or not 1e-4 <= abs(x) < 1e6:
+        return f"{x:.{digits}g}"
+    places = digits - 1 - math.floor(math.log10(abs(x)))
+    text = f"{round(x, places):.{max(places, 0)}f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text
 
 
 def _cut(text: str, width: int) -> str:
