@@ -15,7 +15,6 @@ from backprop_lab.errors import ConfigError, Diverged
 from backprop_lab.experiments.run.job import run_job
 from backprop_lab.experiments.run.record import JobOutcome
 from backprop_lab.experiments.run.report import QUIET
-from backprop_lab.experiments.sweep.parent import read_marker
 
 
 def hydra_context() -> tuple[list[str], Path | None, bool]:
@@ -30,6 +29,8 @@ def sweep_parent(multirun: bool) -> dict[str, str]:
     """The sweep's parent run and id, written by `pipelines.callbacks.SweepTracking`."""
     if not multirun:
         return {}
+    from backprop_lab.experiments.sweep.parent import read_marker  # scipy, statsmodels: sweeps
+
     hc = HydraConfig.get()  # a relative sweep dir is the launching process's: Ray cluster
     return read_marker(Path(hc.runtime.cwd) / hc.sweep.dir)  # workers start elsewhere
 

@@ -21,7 +21,6 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats
 
 TRIM = 0.2  # the fraction trimmed from each end: Wilcox's default for Yuen's test
 WILD = 10.0  # a cell more than WILD x its job's median error is wild
@@ -91,6 +90,8 @@ def summarise(values: np.ndarray, ratio: float = 0.0, metric: str = "",
     out = Interval(float(x.mean()), float(x.std(ddof=1)) if n > 1 else math.nan, math.nan,
                    math.nan, n, float(np.median(x)), from_log_error(metric, centre), "log")
     if n >= 2:
+        from scipy import stats  # only for runs with cells: a single run never loads it
+
         half = float(stats.t.ppf(0.5 + level / 2, df)) * se
         ends = (from_log_error(metric, centre - half), from_log_error(metric, centre + half))
         out.low, out.high = min(ends), max(ends)
@@ -106,6 +107,8 @@ def mean_ci(values: np.ndarray, ratio: float = 0.0, level: float = 0.95) -> Inte
     median = float(np.median(x)) if n else math.nan
     if n < 2:
         return Interval(mean, math.nan, math.nan, math.nan, n, median, mean)
+    from scipy import stats
+
     std = float(x.std(ddof=1))
     half = float(stats.t.ppf(0.5 + level / 2, n - 1)) * math.sqrt((1 / n + ratio) * std**2)
     return Interval(mean, std, mean - half, mean + half, n, median, mean)
