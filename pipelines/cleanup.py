@@ -8,19 +8,25 @@ Training runs and sweeps do the same in their own experiment whenever they start
 
 from __future__ import annotations
 
+import json
+
 import hydra
 from omegaconf import DictConfig
 
 from backprop_lab.experiments.reproduce.cleanup import cleanup
 from backprop_lab.pipeline.compose import to_command
 from backprop_lab.pipeline.config import CleanupCommand
-from pipelines.cli import run_command, task
+from pipelines.cli import machine_output, run_command, task
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="cleanup")
 @task()
 def main(cfg: DictConfig) -> None:
-    cleanup(to_command(cfg, CleanupCommand))
+    cmd = to_command(cfg, CleanupCommand)
+    with machine_output(cmd.output) as as_json:
+        marked = cleanup(cmd)
+    if as_json:
+        print(json.dumps({"marked_failed": marked}))
 
 
 def cli() -> None:

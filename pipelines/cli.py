@@ -14,11 +14,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import re
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, NoReturn, TypeVar
 
 from backprop_lab.errors import BackpropLabError, Interrupted
@@ -124,3 +125,20 @@ def run_command(hydra_main: Callable[[], Any]) -> None:
             fail(f"{type(err).__name__}: {one_line(err)}", 1)  # the store, the server, a disk
         fail(f"internal error: {type(err).__name__}: {one_line(err)} "
              "(HYDRA_FULL_ERROR=1 shows the traceback)", 1)
+
+
+@contextlib.contextmanager
+def machine_output(output: str) -> Iterator[bool]:
+    """`output=json`: the command prints nothing but the JSON document its caller writes (the
+    library's own lines are held back); yields whether it is JSON. Any other value than text or
+    json is a bad argument."""
+    from backprop_lab.errors import ConfigError
+    from backprop_lab.experiments.run.report import QUIET
+
+    if output not in ("text", "json"):
+        raise ConfigError(f"output: must be text or json, got {output!r}")
+    token = QUIET.set(output == "json")
+    try:
+        yield output == "json"
+    finally:
+        QUIET.reset(token)

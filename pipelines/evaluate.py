@@ -8,19 +8,26 @@ See `backprop_lab.experiments.reproduce.evaluation`; split=auto|run|all.
 
 from __future__ import annotations
 
+import dataclasses
+import json
+
 import hydra
 from omegaconf import DictConfig
 
 from backprop_lab.experiments.reproduce.evaluation import evaluate
 from backprop_lab.pipeline.compose import to_command
 from backprop_lab.pipeline.config import EvaluateCommand
-from pipelines.cli import run_command, task
+from pipelines.cli import machine_output, run_command, task
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="evaluate")
 @task()
 def main(cfg: DictConfig) -> None:
-    evaluate(to_command(cfg, EvaluateCommand))
+    cmd = to_command(cfg, EvaluateCommand)
+    with machine_output(cmd.output) as as_json:
+        done = evaluate(cmd)
+    if as_json:
+        print(json.dumps(dataclasses.asdict(done)))
 
 
 def cli() -> None:

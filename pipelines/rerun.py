@@ -9,6 +9,7 @@ See `backprop_lab.experiments.reproduce.rerun`. Exit status: 0 identical or with
 
 from __future__ import annotations
 
+import json
 import sys
 
 import hydra
@@ -17,13 +18,18 @@ from omegaconf import DictConfig
 from backprop_lab.experiments.reproduce.rerun import exit_status, rerun
 from backprop_lab.pipeline.compose import to_command
 from backprop_lab.pipeline.config import RerunCommand
-from pipelines.cli import run_command, task
+from pipelines.cli import machine_output, run_command, task
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="rerun")
 @task()
 def main(cfg: DictConfig) -> None:
-    status = exit_status(rerun(to_command(cfg, RerunCommand)))
+    cmd = to_command(cfg, RerunCommand)
+    with machine_output(cmd.output) as as_json:
+        verdicts = rerun(cmd)
+    status = exit_status(verdicts)
+    if as_json:
+        print(json.dumps({"verdicts": verdicts, "exit_status": status}), flush=True)
     if status:
         sys.exit(status)
 

@@ -130,6 +130,7 @@ class CompareCommand:
 class CleanupCommand:
     """python -m pipelines.cleanup: mark the runs whose process died (see tracking.liveness)."""
 
+    output: str = "text"  # text for people; json: one JSON document, for scripts
     tracking: TrackingConfig = field(default_factory=lambda: TrackingConfig(experiment=None))
 
 
@@ -142,6 +143,7 @@ class RerunCommand:
     force: bool = False  # rerun even when the data's sha256 differs from the logged one
     rtol: float = 1e-6  # "within tolerance": |a - b| <= atol + rtol * |a| everywhere
     atol: float = 1e-9
+    output: str = "text"  # text for people; json: one JSON document, for scripts
     tracking: TrackingConfig = field(default_factory=lambda: TrackingConfig(experiment=None))
 
 
@@ -152,6 +154,7 @@ class EvaluateCommand:
     run_id: str | None = None
     data: DataConfig | None = None  # None: the data the run trained on
     split: str = "auto"  # auto | run (the run's own split) | all (every row)
+    output: str = "text"  # text for people; json: one JSON document, for scripts
     tracking: TrackingConfig = field(default_factory=lambda: TrackingConfig(experiment=None))
 
 

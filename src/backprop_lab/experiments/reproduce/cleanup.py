@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from backprop_lab.errors import NotFound
+from backprop_lab.experiments.run.report import say
 from backprop_lab.pipeline.config import CleanupCommand
 from backprop_lab.tracking.liveness import mark_stale
 from backprop_lab.tracking.store import open_client, resolve_uri
@@ -24,6 +25,6 @@ def cleanup(cmd: CleanupCommand) -> list[str]:
     marked = mark_stale(client, experiment_ids, cmd.tracking.stale_after) if experiment_ids else []
     for run_id in marked:
         run = client.get_run(run_id)
-        print(f"{run_id} ({run.info.run_name}): FAILED, {run.data.tags['stale_reason']}")
-    print(f"{len(marked)} stale run(s) marked FAILED in {uri}")
+        say(f"{run_id} ({run.info.run_name}): FAILED, {run.data.tags['stale_reason']}")
+    say(f"{len(marked)} stale run(s) marked FAILED in {uri}")
     return marked

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from backprop_lab.data.load import Dataset
 from backprop_lab.data.scaling import Scaler
 from backprop_lab.errors import ConfigError, DataError, RerunRefused
 from backprop_lab.experiments.reproduce.logged_runs import LoggedRun
+from backprop_lab.experiments.run.report import say
 from backprop_lab.nn.weights import model_from_arrays
 from backprop_lab.pipeline import stages
 from backprop_lab.pipeline.compose import to_config
@@ -59,8 +61,18 @@ def evaluate_arrays(arrays: dict[str, Any], ds: Dataset, config: Config,
     return stages.Evaluation(metrics, found.predictions)
 
 
-def evaluate(cmd: EvaluateCommand) -> str:
-    """Score the model of `cmd.run_id` and log the evaluation run; returns its id."""
+@dataclass
+class Evaluated:
+    """What `evaluate` did: the new run, the run it evaluated, on which rows, the scores."""
+
+    run_id: str
+    of_run: str
+    split: str  # run: the run's own split; all: every row
+    metrics: dict[str, float]
+
+
+def evaluate(cmd: EvaluateCommand) -> Evaluated:
+    """Score the model of `cmd.run_id` and log the evaluation run."""
     if not cmd.run_id:
         raise ConfigError("run_id: give run_id=<id> of a logged training run")
     if cmd.split not in SPLIT_MODES:
@@ -84,18 +96,18 @@ def evaluate(cmd: EvaluateCommand) -> str:
         report(original, found.metrics, mode)
         store = Store(uri, str(cfg.tracking.experiment))
         run_id = log_evaluation(store, original, data_cfg, ds, mode, found, Path(tmp))
-    print(f"evaluation run {run_id} of run {cmd.run_id} at {uri}")
-    return run_id
+    say(f"evaluation run {run_id} of run {cmd.run_id} at {uri}")
+    return Evaluated(run_id, str(cmd.run_id), mode, dict(found.metrics))
 
 
 def report(original: LoggedRun, metrics: dict[str, float], mode: str) -> None:
-    print(f"\nmodel of run {original.run_id} on {'its own split' if mode == 'run' else 'all rows'}")
+    say(f"\nmodel of run {original.run_id} on {'its own split' if mode == 'run' else 'all rows'}")
     for name, value in metrics.items():
         logged = original.metrics.get(name)
         note = ""
         if logged is not None and name.startswith("test_"):
             note = "  = logged" if logged == value else f"  logged {logged!r}"
-        print(f"  {name:<12}{value:>14.6g}{note}")
+        say(f"  {name:<12}{value:>14.6g}{note}")
 
 
 def log_evaluation(store: Store, original: LoggedRun, data_cfg: DataConfig, ds: Dataset,

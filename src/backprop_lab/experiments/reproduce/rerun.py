@@ -25,6 +25,7 @@ from backprop_lab.experiments.reproduce import comparison
 from backprop_lab.experiments.reproduce.logged_runs import LoggedRun
 from backprop_lab.experiments.run import identity
 from backprop_lab.experiments.run.job import run_job
+from backprop_lab.experiments.run.report import say
 from backprop_lab.experiments.sweep import readback
 from backprop_lab.pipeline import stages
 from backprop_lab.pipeline.compose import to_config
@@ -87,10 +88,10 @@ def rerun_one(store: Store, run_id: str, cmd: RerunCommand, folder: Path,
     report.mkdir()
     (report / "rerun_comparison.json").write_text(json.dumps(verdict.to_dict(), indent=2))
     run.log_artifacts(report)
-    print(f"\nrerun {outcome.run_id} of run {run_id}:\n{verdict.table()}")
+    say(f"\nrerun {outcome.run_id} of run {run_id}:\n{verdict.table()}")
     largest = {k: verdict.largest(k) for k in ("metric", "array")}
     shown = {k: "none logged" if math.isnan(v) else f"{v:.3g}" for k, v in largest.items()}
-    print(f"verdict: {verdict.verdict} (largest |difference|: metrics {shown['metric']}, "
+    say(f"verdict: {verdict.verdict} (largest |difference|: metrics {shown['metric']}, "
           f"weights {shown['array']}; tolerance rtol={cmd.rtol:g}, atol={cmd.atol:g})",
           flush=True)
     return verdict
@@ -128,7 +129,7 @@ def rerun(cmd: RerunCommand) -> dict[str, str]:
             except InputError as err:
                 print(f"error: run {run_id}: {err}", file=sys.stderr)
                 verdicts[run_id] = REFUSED
-    print("\n" + "\n".join(f"{r}: {v}" for r, v in verdicts.items()))
+    say("\n" + "\n".join(f"{r}: {v}" for r, v in verdicts.items()))
     return verdicts
 
 
