@@ -42,6 +42,9 @@ class RacingSweeper(BasicSweeper):
         assert self.config is not None and self.launcher is not None
         repeats = int(OmegaConf.select(self.config, "eval.repeats") or 1)
         if not OmegaConf.select(self.config, "eval.race") or repeats < 2:
+            if OmegaConf.select(self.config, "eval.race"):
+                log.warning("eval.race=true with eval.repeats=%d: nothing to race, every job "
+                            "trains its one repeat (race with eval.repeats=K, K >= 2)", repeats)
             return super().sweep(arguments)
         from backprop_lab.experiments.sweep.parent import read_marker
         from backprop_lab.experiments.sweep.racing import Race, job_key, round_overrides
