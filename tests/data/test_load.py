@@ -321,3 +321,15 @@ def test_kfold_covers_each_index_once() -> None:
 def test_kfold_bad_k(k: int) -> None:
     with pytest.raises(DataError):
         kfold(10, k, seed=0)
+
+
+def test_friedman1_is_built_in_and_the_same_every_time() -> None:
+    ds = load_sklearn("friedman1")
+    assert ds.X.shape == (500, 10) and ds.y.shape == (500, 1) and ds.target_names == ["y"]
+    assert ds.source.startswith("sklearn:make_friedman1")
+    assert load_sklearn("friedman1").fingerprint == ds.fingerprint  # seeded: the same rows
+    x = ds.X
+    truth = (10 * np.sin(np.pi * x[:, 0] * x[:, 1]) + 20 * (x[:, 2] - 0.5) ** 2 + 10 * x[:, 3]
+             + 5 * x[:, 4])
+    assert 0.8 < float(np.std(ds.y[:, 0] - truth)) < 1.2  # the noise is N(0, 1)
+

@@ -20,7 +20,7 @@ import pandas as pd
 from backprop_lab.errors import DataError
 from backprop_lab.paths import BOSTON_CSV
 
-DATASETS = ("boston", "diabetes", "csv")
+DATASETS = ("boston", "diabetes", "friedman1", "csv")
 
 
 @dataclass(frozen=True, eq=False)
@@ -213,7 +213,22 @@ def _diabetes() -> Dataset:
     return _make(bunch.data, bunch.target, names, ["target"], "sklearn:diabetes", dtypes)
 
 
-_SKLEARN: dict[str, Callable[[], Dataset]] = {"diabetes": _diabetes}
+FRIEDMAN1 = {"n_samples": 500, "n_features": 10, "noise": 1.0, "random_state": 0}
+
+
+def _friedman1() -> Dataset:
+    """Friedman #1 (Friedman 1991; Breiman 1996): y = 10 sin(π x₁x₂) + 20 (x₃ − ½)² + 10 x₄ +
+    5 x₅ + ε, ε ~ N(0, 1), x ~ U[0, 1]¹⁰ (x₆..x₁₀ are noise features); drawn by scikit-learn's
+    `make_friedman1` with the fixed `FRIEDMAN1` arguments, so the same 500 rows every time."""
+    from sklearn.datasets import make_friedman1
+
+    X, y = make_friedman1(**FRIEDMAN1)
+    names = [f"x{i + 1}" for i in range(X.shape[1])]
+    return _make(X, y, names, ["y"], "sklearn:make_friedman1(n_samples=500, noise=1, "
+                 "random_state=0)", dict.fromkeys(names, "float64"))
+
+
+_SKLEARN: dict[str, Callable[[], Dataset]] = {"diabetes": _diabetes, "friedman1": _friedman1}
 
 
 def load_sklearn(name: str) -> Dataset:
@@ -231,7 +246,8 @@ def load_dataset(
     drop_b: bool = False,
 ) -> Dataset:
     """A dataset by name: `boston` (the shipped CSV, or `path`), `diabetes` (bundled with
-    scikit-learn) or `csv` (the file at `path`, with `target` and optionally `features`)."""
+    scikit-learn), `friedman1` (scikit-learn's make_friedman1, 500 rows, seeded) or `csv` (the
+    file at `path`, with `target` and optionally `features`)."""
     if name == "boston":
         return load_boston(path or BOSTON_CSV, drop_b=drop_b)
     if name == "csv":
