@@ -70,6 +70,8 @@ class EvalConfig:
     equivalence: float = 0.01
     # with repeats K >= 2 in a multirun: repeats in rounds, each job stopping once decided
     race: bool = False
+    # score linear regression, ridge and scikit-learn's MLP on the run's own cells as well
+    baselines: bool = False
 
 
 @dataclass

@@ -148,7 +148,9 @@ def tracked_pipeline(cfg: DictConfig, config: Config, run: Run, hydra_dir: Path 
     run.log_params(record.run_params(resolved, hidden))  # type: ignore[arg-type]
     run.set_tags({"data_fingerprint": ds.fingerprint, "data_source": ds.source,
                   "data_shape": f"{ds.X.shape[0]}x{ds.X.shape[1]}"})
-    if config.eval.cv_folds >= 2 or config.eval.repeats > 1 or config.eval.first_repeat > 0:
+    cells = (config.eval.cv_folds >= 2 or config.eval.repeats > 1 or config.eval.first_repeat > 0
+             or config.eval.baselines)
+    if cells:
         with tempfile.TemporaryDirectory(prefix="backprop-lab-") as tmp:
             write_provenance(Path(tmp), cfg, git_diff, hydra_dir)
             run.log_artifacts(Path(tmp))

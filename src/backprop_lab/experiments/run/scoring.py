@@ -27,9 +27,25 @@ from backprop_lab.experiments.run.report import (
     say,
     target_units,
 )
-from backprop_lab.pipeline import crossval
+from backprop_lab.pipeline import baselines, crossval
 from backprop_lab.pipeline.config import Config, hidden_layers
 from backprop_lab.tracking.store import Run
+
+BASELINES_CSV = "baselines.csv"  # one row per (baseline, repeat, fold), as scores.csv
+
+
+def baseline_metrics(found: pd.DataFrame, ratio: float) -> dict[str, float]:
+    """`baseline.<name>.<metric>` (the mean over the cells), `_median`, `_ci_low`, `_ci_high`."""
+    out: dict[str, float] = {}
+    for name, rows in found.groupby("baseline", sort=False):
+        for metric in ("test_mse", "test_rmse", "test_mae", "test_r2"):
+            if metric in rows:
+                ci = summarise(rows[metric].to_numpy(), ratio, metric)
+                out.update({f"baseline.{name}.{metric}": ci.mean,
+                            f"baseline.{name}.{metric}_median": ci.median,
+                            f"baseline.{name}.{metric}_ci_low": ci.low,
+                            f"baseline.{name}.{metric}_ci_high": ci.high})
+    return {k: v for k, v in out.items() if not math.isnan(v)}
 
 
 def unstable_text(scores: pd.DataFrame) -> str:
@@ -73,8 +89,13 @@ def score_cells(config: Config, ds: Dataset, run: Run) -> JobOutcome:
     logged = ({"n_cells_diverged": float(len(diverged))} if diverged else
               {k: v for k, v in metrics.items() if not math.isnan(v)})
     run.log_metrics(logged)
+    found = baselines.score(cells, config.seed) if config.eval.baselines else None
+    if found is not None:
+        run.log_metrics(baseline_metrics(found, ratio))
     with tempfile.TemporaryDirectory(prefix="backprop-lab-") as tmp:
         scores.to_csv(Path(tmp) / "scores.csv", index=False)
+        if found is not None:
+            found.to_csv(Path(tmp) / BASELINES_CSV, index=False)
         crossval.curves_table(cells).to_csv(Path(tmp) / "curves.csv", index=False)
         run.log_artifacts(Path(tmp))
     status = "FAILED" if diverged else "FINISHED"
@@ -103,6 +124,10 @@ def score_cells(config: Config, ds: Dataset, run: Run) -> JobOutcome:
                   cells_text, unstable)
     run.set_tags({DESCRIPTION: describe(story)})
     print_cells_report(config.eval.cv_folds, config.eval.repeats, metrics, unstable)
+    if found is not None:
+        for baseline, rows in found.groupby("baseline", sort=False):
+            say(f"baseline {baseline}: test R² mean {rows['test_r2'].mean():.4g}, test RMSE mean "
+                f"{rows['test_rmse'].mean():.4g}")
     if diverged:
         say(f"DIVERGED in cells {', '.join(diverged)}: the run is recorded as FAILED with tag "
               "diverged=true and no scores; try a smaller train.lr.")

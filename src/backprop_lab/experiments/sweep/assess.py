@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from backprop_lab.experiments.run.cells import Interval, wild_cells
+from backprop_lab.experiments.run.scoring import BASELINES_CSV
 from backprop_lab.experiments.sweep import importance, statistics
 from backprop_lab.experiments.sweep.readback import ALIASES
 from backprop_lab.experiments.sweep.statistics import NO_EVIDENCE, Cells, Verdict
@@ -78,6 +79,8 @@ class Assessment:
     equivalence: float = statistics.EQUIVALENCE
     unstable: dict[str, tuple[int, int]] = field(default_factory=dict)  # run id -> (k, n)
     shares: dict[str, float] = field(default_factory=dict)  # ANOVA term -> share (importance)
+    baselines: list[str] = field(default_factory=list)  # pseudo run ids `baseline:<name>`
+    baselines_skipped: bool = False  # the jobs logged baselines, but not on `metric`
 
     @property
     def tested(self) -> bool:
@@ -103,6 +106,11 @@ class Assessment:
         jobs ranked by the centre the verdicts use, best first."""
         if table.empty:
             return table
+        if self.baselines:  # a row per baseline, compared like a job
+            rows = [{"run_name": f"baseline: {b.removeprefix(BASELINE)}", "status": "FINISHED",
+                     self.metric: self.verdicts[b].interval.mean, "run_id": b}
+                    for b in self.baselines if b in self.verdicts]
+            table = pd.concat([table, pd.DataFrame(rows)], ignore_index=True)
         by_id = [self.verdicts.get(run_id) for run_id in table["run_id"]]
         by_id = [v if v is None or v.tier != statistics.DIVERGED else  # no scores: not ranked
                  Verdict(v.tier, math.nan, Interval(math.nan, math.nan, math.nan, math.nan, 0))
@@ -162,6 +170,9 @@ class Assessment:
                 lines.append(f"  {tier}: {'; '.join(groups[tier])}")
         if self.shares:
             lines.append(importance.text(self.shares))
+        if self.baselines_skipped:
+            lines.append(f"baselines: scored on test rows only, not on {self.metric}; "
+                         "`python -m pipelines.compare metric=test_mse` ranks them with the jobs")
         return "\n".join(lines)
 
     def tags(self, run_id: str) -> dict[str, str]:
@@ -198,15 +209,41 @@ def assess(client: Any, runs: Sequence[Any], metric: str, failed: set[str],
     if equivalence is None:
         logged = {r.data.params.get("eval.equivalence") for r in runs} - {None}
         equivalence = float(logged.pop()) if len(logged) == 1 else statistics.EQUIVALENCE
+        base = baseline_cells(client, runs, metric, Path(tmp) / "baselines")
     cells = {run_id: j.cells for run_id, j in found.items()}
-    verdicts = statistics.verdicts(cells, ratio, metric, frozenset(failed), equivalence)
-    unstable = {run_id: (len(j.wild), len(j.cells)) for run_id, j in found.items()
-                if j.wild and run_id not in failed}
     keys = [ALIASES.get(k, k) for k in swept]
     values = {r.info.run_id: {k: r.data.params.get(k) for k in keys} for r in runs}
     alive = {run_id: c for run_id, c in cells.items() if run_id not in failed and c}
+    shares = importance.shares(alive, values, keys, metric)
+    skipped = base.pop(f"{BASELINE}{NOT_RANKED}", None) is not None
+    cells.update(base)  # the baselines are judged as jobs, on the same cells
+    verdicts = statistics.verdicts(cells, ratio, metric, frozenset(failed), equivalence)
+    unstable = {run_id: (len(j.wild), len(j.cells)) for run_id, j in found.items()
+                if j.wild and run_id not in failed}
     return Assessment(metric, verdicts, max((len(c) for c in cells.values()), default=0), ratio,
-                      equivalence, unstable, importance.shares(alive, values, keys, metric))
+                      equivalence, unstable, shares, sorted(base), skipped)
+
+
+BASELINE = "baseline:"  # the pseudo run id of a baseline row: baseline:<name>
+NOT_RANKED = "?"  # baseline_cells' mark: the jobs logged baselines, not on this metric
+
+
+def baseline_cells(client: Any, runs: Sequence[Any], metric: str,
+                   folder: Path) -> dict[str, Cells]:
+    """The baselines' cells on `metric` (`baseline:<name>` -> (repeat, fold) -> score), from the
+    first job that logged `baselines.csv` (`eval.baselines=true`): every job of a sweep scores
+    on the same cells, so any job's baselines are the sweep's. Only test metrics: baselines
+    have no validation rows."""
+    for run in runs:
+        if any(a.path == BASELINES_CSV for a in client.list_artifacts(run.info.run_id)):
+            path = client.download_artifacts(run.info.run_id, BASELINES_CSV, str(folder))
+            frame = pd.read_csv(path)
+            if metric not in frame:  # e.g. val_mse: say how to see them instead
+                return {f"{BASELINE}{NOT_RANKED}": {}}
+            return {f"{BASELINE}{name}": {(int(r), int(f)): float(v) for r, f, v in
+                                          zip(rows["repeat"], rows["fold"], rows[metric])}
+                    for name, rows in frame.groupby("baseline", sort=False)}
+    return {}
 
 
 def frontier(table: pd.DataFrame) -> dict[str, float]:
@@ -250,6 +287,11 @@ def record(client: Any, parent_run_id: str, runs: Sequence[Any], assessment: Ass
             client.log_batch(run.info.run_id, tags=[RunTag(k, v) for k, v in tags.items()])
     names = {r.info.run_id: str(r.info.run_name) for r in runs}
     now = int(time.time() * 1000)
-    client.log_batch(parent_run_id, metrics=[Metric(k, v, now, 0) for k, v in edge.items()],
+    found = {b: assessment.verdicts[b].interval.centre for b in assessment.baselines
+             if b in assessment.verdicts}  # the baselines' centres, beside the jobs'
+    centres = {f"{b.replace(':', '.')}.{assessment.metric}_centre": v for b, v in found.items()
+               if not math.isnan(v)}
+    client.log_batch(parent_run_id, metrics=[Metric(k, v, now, 0) for k, v in
+                                             {**edge, **centres}.items()],
                      tags=[RunTag("tiers", assessment.text(names)[:5000]),
                            RunTag("tier_metric", assessment.metric)])

@@ -122,19 +122,21 @@ def compare(cmd: CompareCommand) -> Path:
     cells = {run_id: found for run_id, found in cells.items() if found}
     curves = {run_id: median_curve(found) for run_id, found in cells.items()}
     higher = readback.higher_is_better(metric)
-    if not table.empty:
-        sweep_plots.loss_vs_lr(table, metric, out / "loss_vs_lr.png", edge)
-        sweep_plots.heatmap(table, metric, out / "heatmap_lr_depth.png", higher, edge)
-        sweep_plots.learning_curves(curves, table, out / "learning_curves.png",
+    jobs = table[~table["run_id"].astype(str).str.startswith(assess.BASELINE)] if len(table) \
+        else table  # the plots place jobs by lr and depth: baselines have neither
+    if not jobs.empty:
+        sweep_plots.loss_vs_lr(jobs, metric, out / "loss_vs_lr.png", edge)
+        sweep_plots.heatmap(jobs, metric, out / "heatmap_lr_depth.png", higher, edge)
+        sweep_plots.learning_curves(curves, jobs, out / "learning_curves.png",
                                     title="Learning curves of every job")
         params = readback.param_columns(runs, swept)
-        interactive.sweep_report(table, cells, metric, out / "report.html", higher, params,
+        interactive.sweep_report(jobs, cells, metric, out / "report.html", higher, params,
                                  f"Sweep {sweep_id[:8]}", text)
         flow = {r.info.run_id: values for r in runs
                 for _, values in [metric_history(client, r, FLOW_KEY)] if values}
         if flow:
             sweep_plots.learning_curves(
-                flow, table, out / "gradient_flow_l0.png",
+                flow, jobs, out / "gradient_flow_l0.png",
                 ylabel="‖∂C/∂W_0‖, first layer (mean over batches)",
                 title="Gradient reaching the first layer, every job")
 

@@ -35,6 +35,8 @@ def _cell(value: Any, digits: str = ".4g") -> str:
 
 def _link(name: Any, experiment_id: str, run_id: str) -> str:
     label = str(name).replace("|", "\\|").replace("[", "(").replace("]", ")")
+    if str(run_id).startswith("baseline:"):  # scored inside the jobs' runs: no run of its own
+        return f"*{label}*"
     return f"[{label}]({run_link(experiment_id, run_id)})"
 
 
