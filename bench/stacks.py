@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/stacks.py [--threads 1] [--ks 1 5 25 125] [--epochs 20] [--repeat 3]
     .venv/bin/python bench/stacks.py --job [--repeat 3]
+    .venv/bin/python bench/stacks.py --parallel [--repeat 3]
 
 Default table: per-network seconds per epoch of a 13-16-16-16-1 tanh network, Adam, batch 64,
 on Boston's 404 training rows (standardised), for a stack of K against K separate `train` calls,
@@ -10,7 +11,13 @@ for bit (tests/nn/test_stacked.py); the script checks it once per K.
 
 `--job`: the pipeline's `seconds_training` for `model.ensemble=5 eval.cv_folds=5` (25 networks)
 against one network on one split (same config otherwise: the default Adam with early stopping),
-with `train.stacked=true` and `false`. Stages only, no MLflow.
+with `train.stacked=true` and `false`, and stacked on 2 cores (`pipeline.stacking.cores(2)`: the
+stack cut in two, trained in 2 forked processes, BLAS limited to cores // 2 threads: what
+`hydra/launcher=stacked` does with n_jobs=2). Stages only, no MLflow.
+
+`--parallel`: two stacks of K width-16 tanh networks (depth 1 and 3) trained one after the
+other in one thread, in two threads, and in two worker processes (BLAS at 1 thread each):
+how much of a step numpy runs without the GIL (the stacked launcher's n_jobs uses threads).
 
 `--memory`: peak resident memory (above the interpreter's after imports; the data included) of
 a 125-network stack on Boston, and of W3's network (100-256-256-1 relu, batch 1024) training one
@@ -88,16 +95,22 @@ def stack_table(ks: list[int], epochs: int, repeat: int) -> None:
 
 
 def job_seconds(overrides: list[str]) -> float:
-    from backprop_lab.pipeline import crossval, stages
+    """Seconds the job's stages take; `threads=N` (not a config key) trains on N cores."""
+    from threadpoolctl import threadpool_limits
+
+    from backprop_lab.pipeline import crossval, stacking, stages
     from backprop_lab.pipeline.compose import compose, to_config
 
-    config = to_config(compose(overrides))
+    n = next((int(o.split("=")[1]) for o in overrides if o.startswith("threads=")), 1)
+    config = to_config(compose([o for o in overrides if not o.startswith("threads=")]))
     ds = stages.load(config.data)
+    blas = max(1, (os.cpu_count() or 1) // n) if n > 1 else None
     started = time.perf_counter()
-    if config.eval.cv_folds >= 2 or config.eval.repeats > 1:
-        crossval.run_cells(config, ds)
-    else:
-        stages.run(config, dataset=ds)
+    with stacking.cores(n), threadpool_limits(blas):
+        if config.eval.cv_folds >= 2 or config.eval.repeats > 1:
+            crossval.run_cells(config, ds)
+        else:
+            stages.run(config, dataset=ds)
     return time.perf_counter() - started
 
 
@@ -107,6 +120,8 @@ def job_table(repeat: int) -> None:
         "25 networks, stacked": ["model.ensemble=5", "eval.cv_folds=5", "diag.every=0"],
         "25 networks, one by one": ["model.ensemble=5", "eval.cv_folds=5", "diag.every=0",
                                     "train.stacked=false"],
+        "25 networks, stacked, 2 processes": ["model.ensemble=5", "eval.cv_folds=5",
+                                              "diag.every=0", "threads=2"],
     }
     times: dict[str, list[float]] = {name: [] for name in variants}
     for r in range(repeat):
@@ -114,11 +129,55 @@ def job_table(repeat: int) -> None:
         for name in names:
             times[name].append(job_seconds(variants[name]))
     base = statistics.median(times["1 network, 1 split"])
-    print("| job | seconds_training (median) | ratio to 1 network |")
-    print("|---|---:|---:|")
+    print("| job | seconds_training (median) | ratio to 1 network | load average |")
+    print("|---|---:|---:|---:|")
     for name in variants:
         t = statistics.median(times[name])
-        print(f"| {name} | {t:.2f} | {t / base:.1f} |")
+        print(f"| {name} | {t:.2f} | {t / base:.1f} | {os.getloadavg()[0]:.2f} |")
+
+
+def two_stacks(k: int, depth: int, width: int, epochs: int, seed: int) -> float:
+    """Train one stack of k networks (BLAS at 1 thread); its thread's CPU seconds."""
+    from threadpoolctl import threadpool_limits
+
+    X, y = boston()
+    cfg = TrainConfig(optimizer="adam", lr=1e-3, epochs=epochs, batch_size=64)
+    with threadpool_limits(1):
+        nets = [Network.create([13, *[width] * depth, 1], np.random.default_rng(seed * 1000 + i),
+                               "tanh", init="xavier") for i in range(k)]
+        started = time.thread_time()
+        train_many(nets, [TrainData(X, y)] * k, cfg,
+                   [np.random.default_rng(i) for i in range(k)])
+        return time.thread_time() - started
+
+
+def parallel_table(repeat: int) -> None:
+    from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+    from functools import partial
+
+    print("| stack | 1 thread s | 2 threads s | speed-up | 2 processes s | speed-up | load |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    cases = [(188, 3, 16, 20), (188, 1, 16, 20), (38, 3, 16, 40), (13, 2, 64, 100)]
+    with ProcessPoolExecutor(2) as processes:
+        list(processes.map(abs, range(2)))  # start the workers before timing
+        for k, depth, width, epochs in cases:
+            task = partial(two_stacks, k, depth, width, epochs)
+            times: dict[str, list[float]] = {"one": [], "threads": [], "processes": []}
+            for _ in range(repeat):
+                started = time.perf_counter()
+                [task(s) for s in range(2)]
+                times["one"].append(time.perf_counter() - started)
+                started = time.perf_counter()
+                with ThreadPoolExecutor(2) as threads:
+                    list(threads.map(task, range(2)))
+                times["threads"].append(time.perf_counter() - started)
+                started = time.perf_counter()
+                list(processes.map(task, range(2)))
+                times["processes"].append(time.perf_counter() - started)
+            one, th, pr = (statistics.median(times[w]) for w in ("one", "threads", "processes"))
+            print(f"| 2 × {k} nets, depth {depth}, width {width} | {one:.2f} | {th:.2f} | "
+                  f"{one / th:.2f}× | {pr:.2f} | {one / pr:.2f}× | {os.getloadavg()[0]:.2f} |",
+                  flush=True)
 
 
 def peak_rss_mib() -> float:
@@ -166,6 +225,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--job", action="store_true", help="the ensemble x CV job table")
     parser.add_argument("--memory", action="store_true", help="the peak memory table")
+    parser.add_argument("--parallel", action="store_true", help="threads against processes")
     parser.add_argument("--memory-case", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.memory_case:
@@ -182,6 +242,8 @@ def main() -> None:
             memory_table()
         elif args.job:
             job_table(args.repeat)
+        elif args.parallel:
+            parallel_table(args.repeat)
         else:
             stack_table(args.ks, args.epochs, args.repeat)
     print(f"\nload average after: {os.getloadavg()[0]:.2f}")

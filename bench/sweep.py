@@ -2,6 +2,8 @@
 
     .venv/bin/python bench/sweep.py [--launchers basic joblib] [--repeat 1] [KEY=VALUE ...]
     .venv/bin/python bench/sweep.py --launchers basic --stacked true false -- eval.cv_folds=5
+    .venv/bin/python bench/sweep.py --launchers stacked basic --n-jobs 2 1 --repeat 2 \
+        -- eval.cv_folds=5 eval.repeats=3
 
 Extra KEY=VALUE arguments are passed to every sweep (e.g. train.epochs=200,
 tracking.log_model=true). Each sweep runs as a user would run it, `python -m pipelines.train -m
@@ -18,7 +20,12 @@ back from MLflow. Reported per sweep:
   other         the rest: per-job Hydra composition and data loading, writing artifacts and
                 plots, git provenance, the summary at the end, idle workers
 
-`workers` is 1 for the basic launcher, n_jobs (all cores) for joblib. Numbers, not pass/fail;
+`workers` is 1 for the basic launcher, n_jobs (all cores) for joblib; for the stacked launcher
+(`--n-jobs 2 1` runs it with each `hydra.launcher.n_jobs`) training is the shared training's
+wall time (every job's `seconds_training`) / wall. CPU is the sweep process's (and its
+children's) CPU time: CPU / wall is how many cores it kept busy. Every sweep's metrics are
+compared, run by run, with the first variant's: "identical" means every metric of every run is
+the same float. The load average is printed beside each sweep. Numbers, not pass/fail;
 machines are noisy, so run --repeat 3 and read the medians.
 """
 
@@ -61,10 +68,11 @@ def run_sweep(template: Path, folder: Path, launcher: str, extra: list[str]) -> 
     cmd = [sys.executable, "-m", "pipelines.train", "-m", "sweep=lr_depth",
            f"hydra/launcher={launcher}", f"tracking.uri={uri}",
            f"hydra.sweep.dir={folder / 'sweep'}", *extra]
+    load_before = os.getloadavg()[0]
     started_ms = time.time() * 1000
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), children_cpu()
     out = subprocess.run(cmd, cwd=folder, capture_output=True, text=True)
-    wall = time.perf_counter() - t0
+    wall, cpu = time.perf_counter() - t0, children_cpu() - cpu0
     if out.returncode != 0:
         raise SystemExit(f"sweep failed:\n{out.stdout[-2000:]}\n{out.stderr[-3000:]}")
     client = MlflowClient(uri)
@@ -73,7 +81,12 @@ def run_sweep(template: Path, folder: Path, launcher: str, extra: list[str]) -> 
     runs = client.search_runs([experiment.experiment_id])
     jobs = [r for r in runs if r.data.tags.get("sweep_role") != "parent"]
     workers = 1 if launcher == "basic" else (os.cpu_count() or 1)
+    if launcher == "stacked":
+        workers = next((int(e.split("=")[1]) for e in extra
+                        if e.startswith("hydra.launcher.n_jobs=")), workers)
     training = sum(float(r.data.tags.get("seconds_training", 0)) for r in jobs)
+    if launcher == "stacked":  # every job's seconds_training is the one shared training's wall
+        training, workers = max(float(r.data.tags.get("seconds_training", 0)) for r in jobs), 1
     in_mlflow = sum(float(r.data.tags.get("seconds_mlflow", 0)) for r in jobs)
     startup = (min(r.info.start_time for r in jobs) - started_ms) / 1000
     capacity = workers * wall
@@ -84,9 +97,21 @@ def run_sweep(template: Path, folder: Path, launcher: str, extra: list[str]) -> 
         "startup_share": startup / wall,
         "other_share": 1 - training / capacity - in_mlflow / capacity - startup / wall,
         "job_mean_s": statistics.mean((r.info.end_time - r.info.start_time) / 1000 for r in jobs),
-        "training_per_job_s": training / len(jobs), "mlflow_per_job_s": in_mlflow / len(jobs),
+        "training_per_job_s": training / (1 if launcher == "stacked" else len(jobs)),
+        "mlflow_per_job_s": in_mlflow / len(jobs),
         "startup_s": startup, "statuses": sorted({r.info.status for r in jobs}),
+        "metrics": {r.info.run_name: dict(sorted(r.data.metrics.items())) for r in jobs},
+        "load": (load_before, os.getloadavg()[0]), "cpu_s": cpu,
     }
+
+
+def children_cpu() -> float:
+    """CPU seconds (user + system) used so far by the finished child processes: a sweep's CPU
+    time / its wall time is how many cores it kept busy."""
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def blas() -> str:
@@ -104,6 +129,8 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--stacked", nargs="+", default=[], metavar="true|false",
                         help="also alternate train.stacked=VALUE within each repeat")
+    parser.add_argument("--n-jobs", nargs="+", default=[], metavar="N",
+                        help="the stacked launcher with hydra.launcher.n_jobs=N, each in turn")
     parser.add_argument("overrides", nargs="*", help="KEY=VALUE passed to every sweep")
     args = parser.parse_args()
     import numpy  # noqa: F401  (loads BLAS for the report)
@@ -118,6 +145,10 @@ def main() -> None:
         variants = [(f"{launcher}{f' stacked={v}' if v else ''}", launcher,
                      [f"train.stacked={v}"] if v else [])
                     for launcher in args.launchers for v in (args.stacked or [""])]
+        if args.n_jobs and "stacked" in args.launchers:
+            variants = [v for v in variants if v[1] != "stacked"]
+            variants[:0] = [(f"stacked n_jobs={n}", "stacked", [f"hydra.launcher.n_jobs={n}"])
+                            for n in args.n_jobs]
         for rep in range(args.repeat):
             order = variants if rep % 2 == 0 else variants[::-1]
             for label, launcher, extra in order:  # alternate variants within a repeat
@@ -125,12 +156,17 @@ def main() -> None:
                 r = run_sweep(template, folder, launcher, [*args.overrides, *extra])
                 r["launcher"] = label
                 results.append(r)
+                same = repr(r["metrics"]) == repr(results[0]["metrics"])  # NaN equals NaN
                 print(f"{label:>7} #{rep}: {r['jobs']} jobs in {r['wall_s']:.1f} s "
+                      f"(CPU {r['cpu_s']:.1f} s = {r['cpu_s'] / r['wall_s']:.2f} cores) "
                       f"= {r['jobs_per_min']:.1f} jobs/min | training {r['training_share']:.0%} "
                       f"MLflow {r['mlflow_share']:.0%} start-up {r['startup_share']:.0%} "
                       f"other {r['other_share']:.0%} | per job: {r['job_mean_s']:.2f} s, "
-                      f"training {r['training_per_job_s']:.2f} s, MLflow "
-                      f"{r['mlflow_per_job_s']:.2f} s | {','.join(r['statuses'])}", flush=True)
+                      f"training {r['training_per_job_s']:.2f} s (stacked: all jobs), MLflow "
+                      f"{r['mlflow_per_job_s']:.2f} s | {','.join(r['statuses'])} | "
+                      f"metrics {'identical' if same else 'DIFFER'}"
+                      f" | load average before/after {r['load'][0]:.2f}/{r['load'][1]:.2f}",
+                      flush=True)
     print("\nmedians over repeats")
     print(f"{'variant':>8} {'wall s':>7} {'jobs/min':>9} {'training':>9} {'MLflow':>7} "
           f"{'start-up':>9} {'other':>6}")

@@ -38,7 +38,8 @@ THIRD_PARTY = {  # layer -> the third-party top-level packages it may import (be
     "tracking": {"numpy", "pandas", "mlflow", "threadpoolctl", "filelock"},
     "experiments": {"numpy", "pandas", "scipy", "statsmodels", "mlflow", "omegaconf"},
     "__init__": set(),
-    "pipelines": {"hydra", "omegaconf", "mlflow", "hydra_plugins"},
+    "pipelines": {"hydra", "omegaconf", "mlflow", "hydra_plugins",
+                  "threadpoolctl"},  # a launcher shares the cores out between BLAS and its threads
 }
 HYDRA_ALLOWED = {"backprop_lab.pipeline.compose"}
 ROOMS = {"run": 0, "sweep": 1, "reproduce": 2}  # experiments' sub-packages, bottom to top

@@ -4,14 +4,15 @@ recording exactly what the basic launcher's run of the same job records."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from mlflow.tracking import MlflowClient
 
 from tests.conftest import run_cli
 
-SWEEP = ["-m", "train.lr=0.001,0.01,3", "model.ensemble=2", "eval.cv_folds=2",
-         "model.hidden=[8]", "train.epochs=15", "train.patience=3", "tracking.log_model=false"]
+SWEEP = ["-m", "train.lr=0.001,0.01,3", "model.ensemble=4", "eval.cv_folds=2",
+         "model.hidden=[48]", "train.epochs=15", "train.patience=3", "tracking.log_model=false"]
 SKIP = ("seconds_", "heartbeat", "sweep_id", "mlflow.", "launcher", "git_", "hydra")
 
 
@@ -23,27 +24,40 @@ def runs_by_name(uri: str) -> dict[str, object]:
 
 @pytest.mark.slow
 def test_stacked_launcher_records_what_the_basic_launcher_records(tmp_path: Path) -> None:
+    """With one worker and with two (each stack cut in two, pipeline.parallel.execute)."""
     stores = {}
-    for launcher in ("stacked", "basic"):
-        uri = f"sqlite:///{tmp_path / launcher / 'mlflow.db'}"
-        (tmp_path / launcher).mkdir()
-        out = run_cli("pipelines.train", *SWEEP, f"hydra/launcher={launcher}",
-                      f"tracking.uri={uri}", f"hydra.sweep.dir={tmp_path / launcher / 'sweep'}",
-                      cwd=tmp_path / launcher, timeout=600)
+    variants = {"stacked-2": ["hydra/launcher=stacked", "hydra.launcher.n_jobs=2"],
+                "stacked-1": ["hydra/launcher=stacked", "hydra.launcher.n_jobs=1"],
+                "basic": ["hydra/launcher=basic"]}
+    for variant, launcher in variants.items():
+        uri = f"sqlite:///{tmp_path / variant / 'mlflow.db'}"
+        (tmp_path / variant).mkdir()
+        out = run_cli("pipelines.train", *SWEEP, *launcher,
+                      f"tracking.uri={uri}", f"hydra.sweep.dir={tmp_path / variant / 'sweep'}",
+                      cwd=tmp_path / variant, timeout=600)
         assert out.returncode == 0, out.stderr[-3000:]
-        stores[launcher] = uri
-    stacked, basic = runs_by_name(stores["stacked"]), runs_by_name(stores["basic"])
+        stores[variant] = uri
+    basic = runs_by_name(stores["basic"])
+    for variant in ("stacked-2", "stacked-1"):
+        compare(runs_by_name(stores[variant]), basic, stores[variant], stores["basic"],
+                tmp_path / f"{variant}-artifacts")
+
+
+def compare(stacked: dict[str, Any], basic: dict[str, Any], stacked_uri: str,
+            basic_uri: str, tmp_path: Path) -> None:
+    """The same runs, metrics, params, tags (but timings and ids) and artifacts."""
     assert sorted(stacked) == sorted(basic) and len(stacked) == 3
+    stores = {"stacked": stacked_uri, "basic": basic_uri}
     for name, run in stacked.items():
         other = basic[name]
-        assert run.info.status == other.info.status  # type: ignore[attr-defined]
-        assert run.data.metrics == other.data.metrics, name  # type: ignore[attr-defined]
-        params = [{k: v for k, v in r.data.params.items() if k != "tracking.uri"}  # type: ignore
+        assert run.info.status == other.info.status
+        assert run.data.metrics == other.data.metrics, name
+        params = [{k: v for k, v in r.data.params.items() if k != "tracking.uri"}
                   for r in (run, other)]
         assert params[0] == params[1]
-        tags = {k: v for k, v in run.data.tags.items()  # type: ignore[attr-defined]
+        tags = {k: v for k, v in run.data.tags.items()
                 if not k.startswith(SKIP)}
-        assert tags == {k: v for k, v in other.data.tags.items()  # type: ignore[attr-defined]
+        assert tags == {k: v for k, v in other.data.tags.items()
                         if not k.startswith(SKIP)}
         for artifact in ("scores.csv", "curves.csv"):  # every cell's scores and curve
             texts = [Path(MlflowClient(uri).download_artifacts(
@@ -51,3 +65,20 @@ def test_stacked_launcher_records_what_the_basic_launcher_records(tmp_path: Path
                 for uri, r, side in ((stores["stacked"], run, "s"), (stores["basic"], other, "b"))]
             assert texts[0] == texts[1], (name, artifact)
     assert {r.info.status for r in stacked.values()} == {"FINISHED", "FAILED"}  # lr=3 diverges
+
+
+def test_threads_share_the_cores_out_between_stacks_and_blas() -> None:
+    """n_jobs threads (null: every core), each with BLAS limited so that their product never
+    exceeds the cores; n_jobs < 1 is refused."""
+    import os
+
+    from hydra_plugins.backprop_lab_launcher.stacked_launcher import threads
+
+    cores = os.cpu_count() or 1
+    assert threads(None) == (cores, 1)
+    assert threads(1) == (1, cores)
+    for n in (1, 2, 3, 8):
+        stacks, blas = threads(n)
+        assert stacks == n and blas >= 1 and (stacks * blas <= cores or blas == 1)
+    with pytest.raises(ValueError, match="n_jobs"):
+        threads(0)

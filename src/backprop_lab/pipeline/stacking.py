@@ -1,5 +1,5 @@
-"""Which networks train together: a job's `Plan`, and the `Rendezvous` through which a launcher
-trains several jobs' plans as one stack.
+"""Which networks train together: the `Rendezvous` through which a launcher trains several jobs'
+plans (pipeline.plan) as one stack.
 
 A job (stages.fit_many) plans its networks (ensemble members x folds x repeats) and trains the
 plan; inside a rendezvous (the `stacked` Hydra launcher, pipelines/stacked_launcher.py) it hands
@@ -8,72 +8,23 @@ without training), the launcher trains the plans whose networks can share a stac
 layer sizes, activations, dtype and training settings but `lr` and `weight_decay`) as one, and
 gives each job its histories back, one job at a time. Every network ends bit for bit as trained
 alone (nn.stacked), so each job records exactly what it would record on its own.
+
+With `n_jobs` >= 2 (`hydra.launcher.n_jobs`; `cores(n)` outside a launch) the stacks train
+`n_jobs` at a time, in forked processes or threads, large stacks cut into pieces
+(pipeline.parallel).
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field, fields
 
-import numpy as np
+from backprop_lab.nn.training import History
+from backprop_lab.pipeline.parallel import execute
+from backprop_lab.pipeline.plan import Plan, merge
 
-from backprop_lab.nn.diagnostics import Diagnostics
-from backprop_lab.nn.network import Network
-from backprop_lab.nn.training import (
-    PER_NETWORK,
-    EpochCallback,
-    History,
-    TrainConfig,
-    TrainData,
-    train,
-    train_many,
-)
-
-
-@dataclass
-class Plan:
-    """Networks to train, as `train_many` takes them: network k on data[k] with configs[k] and
-    the batch order of rngs[k]; callbacks and diagnostics keyed by network index."""
-
-    nets: list[Network] = field(default_factory=list)
-    data: list[TrainData] = field(default_factory=list)
-    configs: list[TrainConfig] = field(default_factory=list)
-    rngs: list[np.random.Generator] = field(default_factory=list)
-    callbacks: dict[int, list[EpochCallback]] = field(default_factory=dict)
-    diagnostics: dict[int, Diagnostics] = field(default_factory=dict)
-
-    def key(self) -> tuple[object, ...]:
-        """What plans must share to train in one stack."""
-        net, cfg = self.nets[0], self.configs[0]
-        settings = tuple(getattr(cfg, f.name) for f in fields(TrainConfig)
-                         if f.name not in PER_NETWORK)
-        return (tuple(net.sizes), tuple(net.activations), str(net.dtype), settings)
-
-    def execute(self) -> list[History]:
-        """Train every network: as one stack, or one by one with `train.stacked=false`."""
-        if self.configs[0].stacked:
-            return train_many(self.nets, self.data, self.configs, self.rngs, self.callbacks,
-                              self.diagnostics)
-        return [train(net, d.X, d.y, c, r, d.X_val, d.y_val, self.callbacks.get(k, ()),
-                      self.diagnostics.get(k))
-                for k, (net, d, c, r) in enumerate(zip(self.nets, self.data, self.configs,
-                                                       self.rngs))]
-
-
-def merge(plans: Sequence[Plan]) -> Plan:
-    """One plan of all the networks of `plans`, in order."""
-    merged = Plan()
-    for plan in plans:
-        offset = len(merged.nets)
-        merged.nets += plan.nets
-        merged.data += plan.data
-        merged.configs += plan.configs
-        merged.rngs += plan.rngs
-        merged.callbacks.update({offset + k: c for k, c in plan.callbacks.items()})
-        merged.diagnostics.update({offset + k: d for k, d in plan.diagnostics.items()})
-    return merged
+__all__ = ["Plan", "Rendezvous", "cores", "train_plan"]  # Plan: where stages builds its plans
 
 
 class Rendezvous:
@@ -121,26 +72,26 @@ class Rendezvous:
         with self.cond:
             self.cond.wait_for(lambda: job in self.arrived)
 
-    def train(self) -> None:
-        """Train the plans handed over, those that can share a stack as one."""
+    def train(self, n_jobs: int = 1, backend: str = "processes") -> None:
+        """Train the plans handed over, those that can share a stack as one; the stacks
+        `n_jobs` at a time in worker processes or threads (`execute`)."""
         groups: dict[tuple[object, ...], list[int]] = {}
         for job, plan in sorted(self.plans.items()):
             groups.setdefault(plan.key(), []).append(job)
-        for jobs in groups.values():
-            plans = [self.plans[j] for j in jobs]
-            try:
-                histories = merge(plans).execute()
-            except BaseException as err:
-                for j in jobs:
-                    self.results[j] = err
-                if not isinstance(err, Exception):
-                    self.fail_all(err)
-                    raise
-                continue
+        try:
+            outcomes = execute([merge([self.plans[j] for j in jobs])
+                                for jobs in groups.values()], n_jobs, backend=backend)
+        except BaseException as err:
+            self.fail_all(err)
+            raise
+        for jobs, outcome in zip(groups.values(), outcomes):
             i = 0
-            for j, plan in zip(jobs, plans):
-                self.results[j] = histories[i : i + len(plan.nets)]
-                i += len(plan.nets)
+            for j in jobs:
+                if isinstance(outcome, Exception):
+                    self.results[j] = outcome
+                    continue
+                self.results[j] = outcome[i : i + len(self.plans[j].nets)]
+                i += len(self.plans[j].nets)
 
     def fail_all(self, err: BaseException) -> None:
         for job in self.plans:
@@ -156,6 +107,18 @@ class Rendezvous:
 
 
 ACTIVE: list[Rendezvous] = []  # the rendezvous of the launch in progress, if any
+THREADS: list[tuple[int, str]] = [(1, "processes")]  # (n_jobs, backend) outside a launch
+
+
+@contextmanager
+def cores(n_jobs: int, backend: str = "processes") -> Iterator[None]:
+    """Inside, a plan trained outside a launch is cut into `n_jobs` pieces trained in as many
+    processes or threads (limit BLAS to cores // n_jobs threads around it: threadpoolctl)."""
+    THREADS.append((n_jobs, backend))
+    try:
+        yield
+    finally:
+        THREADS.pop()
 
 
 def train_plan(plan: Plan) -> list[History]:
@@ -163,4 +126,10 @@ def train_plan(plan: Plan) -> list[History]:
     for rendezvous in ACTIVE:
         if rendezvous.job() is not None:
             return rendezvous.submit(plan)
-    return plan.execute()
+    n_jobs, backend = THREADS[-1]
+    if n_jobs <= 1:
+        return plan.execute()
+    outcome = execute([plan], n_jobs, backend=backend)[0]
+    if isinstance(outcome, Exception):
+        raise outcome
+    return outcome

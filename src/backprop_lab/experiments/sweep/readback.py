@@ -198,6 +198,8 @@ class Summary:
 
     def adopt_best(self, table: pd.DataFrame) -> None:
         """The best is the first finished row of `table` (ranked by the verdicts' centre)."""
+        if table.empty or "run_id" not in table:
+            return
         finished = table[table["status"] == "FINISHED"] if "status" in table else table
         finished = finished[~finished["run_id"].astype(str).str.startswith("baseline:")]
         if finished.empty or self.metric not in finished:
