@@ -98,6 +98,16 @@ def summarise(values: np.ndarray, ratio: float = 0.0, metric: str = "",
     return out
 
 
+def cell_metrics(name: str, values: np.ndarray, ratio: float = 0.0) -> dict[str, float]:
+    """What a run logs of metric `name` over its cells: `{name}` and `{name}_mean` (the mean,
+    so a run with cells ranks by the same names as a single split), `_std`, `_median` and the
+    95% interval `_ci_low`, `_ci_high` (`summarise`); NaN values left out."""
+    ci = summarise(values, ratio, name)
+    found = {name: ci.mean, f"{name}_mean": ci.mean, f"{name}_std": ci.std,
+             f"{name}_median": ci.median, f"{name}_ci_low": ci.low, f"{name}_ci_high": ci.high}
+    return {k: v for k, v in found.items() if not math.isnan(v)}
+
+
 def mean_ci(values: np.ndarray, ratio: float = 0.0, level: float = 0.95) -> Interval:
     """Mean and `level` t-interval of `values` (J cells); `ratio` = n_test/n_train corrects the
     variance for cells that share training rows (0: independent cells)."""

@@ -16,7 +16,7 @@ import pandas as pd
 
 from backprop_lab.data.load import Dataset
 from backprop_lab.experiments.run import identity, record
-from backprop_lab.experiments.run.cells import summarise, wild_cells
+from backprop_lab.experiments.run.cells import cell_metrics, wild_cells
 from backprop_lab.experiments.run.record import JobOutcome
 from backprop_lab.experiments.run.report import (
     DESCRIPTION,
@@ -35,17 +35,14 @@ BASELINES_CSV = "baselines.csv"  # one row per (baseline, repeat, fold), as scor
 
 
 def baseline_metrics(found: pd.DataFrame, ratio: float) -> dict[str, float]:
-    """`baseline.<name>.<metric>` (the mean over the cells), `_median`, `_ci_low`, `_ci_high`."""
+    """`baseline.<name>.<metric>` and its summary over the cells, as a run logs its own."""
     out: dict[str, float] = {}
     for name, rows in found.groupby("baseline", sort=False):
         for metric in ("test_mse", "test_rmse", "test_mae", "test_r2"):
             if metric in rows:
-                ci = summarise(rows[metric].to_numpy(), ratio, metric)
-                out.update({f"baseline.{name}.{metric}": ci.mean,
-                            f"baseline.{name}.{metric}_median": ci.median,
-                            f"baseline.{name}.{metric}_ci_low": ci.low,
-                            f"baseline.{name}.{metric}_ci_high": ci.high})
-    return {k: v for k, v in out.items() if not math.isnan(v)}
+                out.update({f"baseline.{name}.{k}": v for k, v in
+                            cell_metrics(metric, rows[metric].to_numpy(), ratio).items()})
+    return out
 
 
 def unstable_text(scores: pd.DataFrame) -> str:
@@ -80,10 +77,7 @@ def score_cells(config: Config, ds: Dataset, run: Run) -> JobOutcome:
         cv = crossval.cv_metrics([c.result.evaluation.metrics for c in cells])
         metrics.update({k: v for k, v in cv.items() if not k.startswith("fold")})
     for name in cells[0].result.evaluation.metrics:
-        ci = summarise(scores[name].to_numpy(), ratio, name)
-        metrics.update({name: ci.mean, f"{name}_mean": ci.mean, f"{name}_std": ci.std,
-                        f"{name}_median": ci.median, f"{name}_ci_low": ci.low,
-                        f"{name}_ci_high": ci.high})
+        metrics.update(cell_metrics(name, scores[name].to_numpy(), ratio))
     diverged = [f"r{c.repeat}f{c.fold}" for c in cells if c.result.history.diverged]
     # a diverged cell's scores are those of weights training did not produce: no scores then
     logged = ({"n_cells_diverged": float(len(diverged))} if diverged else

@@ -19,7 +19,6 @@ gets `race_summary`: the networks trained against the full grid.
 
 from __future__ import annotations
 
-import math
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -28,7 +27,7 @@ from typing import Any
 
 import pandas as pd
 
-from backprop_lab.experiments.run.cells import summarise
+from backprop_lab.experiments.run.cells import cell_metrics
 from backprop_lab.experiments.run.identity import RANKING_METRICS, REUSE_TAG
 from backprop_lab.experiments.run.report import DESCRIPTION
 from backprop_lab.experiments.sweep import readback, statistics
@@ -153,11 +152,8 @@ class Race:
                 for name in (c for c in scores.columns if c not in NOT_METRICS):
                     values = pd.to_numeric(scores[name], errors="coerce").dropna()
                     if len(values):
-                        ci = summarise(values.to_numpy(), ratio, name)
-                        metrics.update({name: ci.mean, f"{name}_mean": ci.mean,
-                                        f"{name}_std": ci.std, f"{name}_median": ci.median,
-                                        f"{name}_ci_low": ci.low, f"{name}_ci_high": ci.high})
-            run.log_metrics({k: v for k, v in metrics.items() if not math.isnan(v)})
+                        metrics.update(cell_metrics(name, values.to_numpy(), ratio))
+            run.log_metrics(metrics)
             seconds = sum(float(r.data.tags.get("seconds_training", 0)) for r in runs)
             rounds_text = (f"{len(runs)} round{'s' if len(runs) > 1 else ''}, {len(scores)} "
                            f"cells; {tags['race_stopped']}")
