@@ -108,9 +108,9 @@ def test_run_trains_every_member_reproducibly(config) -> None:
 
 
 def test_one_member_is_exactly_the_single_network(compose_config) -> None:
-    base = ["model.depth=1", "model.width=8", "train.epochs=10"]
-    single = stages.run(to_config(compose_config(base)))
-    one = stages.run(to_config(compose_config([*base, "model.ensemble=1"])))
+    base = ["model.depth=1", "model.width=8", "train.epochs=10", "model.ensemble=1"]
+    single = stages.run(to_config(compose_config([*base, "train.stacked=false"])))
+    one = stages.run(to_config(compose_config(base)))
     assert isinstance(one.network, Network)
     assert single.evaluation.metrics == one.evaluation.metrics
 

@@ -16,7 +16,8 @@ from backprop_lab.pipeline.config import Config, ConfigError, ModelConfig
 
 @pytest.fixture
 def config(compose_config) -> Config:
-    return to_config(compose_config(["train.epochs=30"]))
+    """The default with one network (the stages' single-network path) and 30 epochs."""
+    return to_config(compose_config(["train.epochs=30", "model.ensemble=1"]))
 
 
 def test_scalers_are_fitted_on_training_rows_only(config: Config) -> None:

@@ -17,9 +17,16 @@ def test_run_returns_metrics_run_id_and_network(store_uri: str) -> None:
     run = MlflowClient(store_uri).get_run(result.run_id)
     assert run.data.metrics["test_r2"] == result.metrics["test_r2"]
     assert run.data.params["hidden"] == "[8]" and "model.hidden" not in run.data.params
+    assert isinstance(result.network, backprop_lab.Ensemble)  # the default: the mean of 5
+    assert [net.sizes for net in result.network.members] == [[13, 8, 1]] * 5
+    assert np.isfinite(result.network.predict(np.zeros((2, 13)))).all()
+
+
+def test_run_with_one_member_returns_the_network(store_uri: str) -> None:
+    result = backprop_lab.run(["train.epochs=5", "model.hidden=[8]", "model.ensemble=1",
+                               "tracking.log_model=false", f"tracking.uri={store_uri}"])
     assert isinstance(result.network, backprop_lab.Network)
     assert result.network.sizes == [13, 8, 1]
-    assert np.isfinite(result.network.predict(np.zeros((2, 13)))).all()
 
 
 def test_run_reports_divergence_and_refuses_bad_values(store_uri: str) -> None:
