@@ -82,3 +82,23 @@ def test_threads_share_the_cores_out_between_stacks_and_blas() -> None:
         assert stacks == n and blas >= 1 and (stacks * blas <= cores or blas == 1)
     with pytest.raises(ValueError, match="n_jobs"):
         threads(0)
+
+
+@pytest.mark.slow
+def test_stacked_sweep_reports_from_inside_the_stack(tmp_path: Path) -> None:
+    """While the stack trains, no job has ended: the progress line shows the stack's epoch and
+    its networks (stderr is not a terminal here: a line every few seconds)."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    out = run_cli("pipelines.train", "-m", "train.lr=0.001,0.01", "model.ensemble=20",
+                  "eval.cv_folds=5", "model.hidden=[64,64]", "train.epochs=100",
+                  "train.patience=null", "tracking.log_model=false", "hydra/launcher=stacked",
+                  f"tracking.uri={uri}", f"hydra.sweep.dir={tmp_path / 'sweep'}",
+                  cwd=tmp_path, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    inside = [ln for ln in out.stderr.splitlines()
+              if ln.startswith("progress: jobs 0/2 (2 running)") and "| stacks: epoch " in ln]
+    assert inside, out.stderr[-3000:]
+    assert "/100, " in inside[0] and "0 stopped" in inside[0]
+    final = [ln for ln in out.stderr.splitlines() if ln.startswith("progress:")][-1]
+    assert final.startswith("progress: jobs 2/2 (0 running) | 200 networks")
+    assert out.stdout.count("parent run: http://") == 1  # the end table follows, once

@@ -35,6 +35,9 @@ from backprop_lab.nn.stacked import Stack, StackWorkspace
 
 Array = np.ndarray
 EpochCallback = Callable[[int, dict[str, float]], None]
+# After each epoch of a stack: (epoch, networks still training, networks in the stack); what a
+# sweep's progress line shows of a stack while it trains (pipeline.meter)
+StackObserver = Callable[[int, int, int], None]
 
 
 @dataclass
@@ -211,8 +214,8 @@ class StackTrainer:
     def __init__(self, nets: Sequence[Network], data: Sequence[TrainData], cfg: TrainConfig,
                  configs: Sequence[TrainConfig], rngs: Sequence[np.random.Generator],
                  callbacks: Mapping[int, Sequence[EpochCallback]],
-                 diagnostics: Mapping[int, Diagnostics]):
-        self.nets, self.cfg = nets, cfg
+                 diagnostics: Mapping[int, Diagnostics], observer: StackObserver | None = None):
+        self.nets, self.cfg, self.observer = nets, cfg, observer
         self.stack = Stack.of(nets)
         dt = self.stack.dtype
         cast: dict[int, TrainData] = {}  # id(data) -> its cast copy: shared data stays shared
@@ -250,6 +253,11 @@ class StackTrainer:
                 self.train_epoch(epoch, live)
                 self.end_epoch(epoch, live)
                 self.compact()
+                if self.observer is not None:
+                    self.observer(epoch, sum(m.live for m in self.slots), len(self.slots))
+            if self.observer is not None:  # the epochs are spent: none trains any more
+                ran = max(len(m.history.train_cost) for m in self.slots)
+                self.observer(ran - 1, 0, len(self.slots))
             for s, m in enumerate(self.slots):
                 if m.history.diverged or cfg.patience is not None:
                     np.copyto(self.flat[s], self.best[s])
@@ -404,9 +412,11 @@ def train_many(
     rngs: Sequence[np.random.Generator],
     callbacks: Mapping[int, Sequence[EpochCallback]] | None = None,
     diagnostics: Mapping[int, Diagnostics] | None = None,
+    observer: StackObserver | None = None,
 ) -> list[History]:
     """Train K networks of one shape in place, as one stack; network k on `data[k]` with the
-    batch order of `rngs[k]`, its callbacks `callbacks[k]` and its `diagnostics[k]`.
+    batch order of `rngs[k]`, its callbacks `callbacks[k]` and its `diagnostics[k]`; `observer`
+    is told after every epoch how many networks are still training.
 
     `config` is one `TrainConfig` for all or one per network; only `lr` and `weight_decay` may
     differ. Networks whose batches have the same size at a step go through one stacked pass;
@@ -419,4 +429,4 @@ def train_many(
                          f"{len(data)}, {len(configs)} and {len(rngs)}")
     diagnosed = {k: d for k, d in (diagnostics or {}).items() if d is not None}
     return StackTrainer(nets, data, shared_config(configs), configs, rngs, callbacks or {},
-                        diagnosed).run()
+                        diagnosed, observer).run()

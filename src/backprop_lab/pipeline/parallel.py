@@ -45,7 +45,7 @@ def serialized(plan: Plan, lock: threading.Lock) -> Plan:
 
     return Plan(plan.nets, plan.data, plan.configs, plan.rngs,
                 {k: [locked(c) for c in cs] for k, cs in plan.callbacks.items()},
-                plan.diagnostics)
+                plan.diagnostics, plan.observe)
 
 
 Outcome = list[History] | Exception

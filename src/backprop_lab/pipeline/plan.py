@@ -8,7 +8,7 @@ its stack (nn.stacked), so neither merging nor cutting changes a bit.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields
 
 import numpy as np
@@ -19,6 +19,7 @@ from backprop_lab.nn.training import (
     PER_NETWORK,
     EpochCallback,
     History,
+    StackObserver,
     TrainConfig,
     TrainData,
     train,
@@ -37,6 +38,7 @@ class Plan:
     rngs: list[np.random.Generator] = field(default_factory=list)
     callbacks: dict[int, list[EpochCallback]] = field(default_factory=dict)
     diagnostics: dict[int, Diagnostics] = field(default_factory=dict)
+    observe: Callable[[], StackObserver] | None = None  # a new observer for each stack trained
 
     def key(self) -> tuple[object, ...]:
         """What plans must share to train in one stack."""
@@ -49,7 +51,7 @@ class Plan:
         """Train every network: as one stack, or one by one with `train.stacked=false`."""
         if self.configs[0].stacked:
             return train_many(self.nets, self.data, self.configs, self.rngs, self.callbacks,
-                              self.diagnostics)
+                              self.diagnostics, self.observe() if self.observe else None)
         return [train(net, d.X, d.y, c, r, d.X_val, d.y_val, self.callbacks.get(k, ()),
                       self.diagnostics.get(k))
                 for k, (net, d, c, r) in enumerate(zip(self.nets, self.data, self.configs,
@@ -81,5 +83,6 @@ def split(plan: Plan, parts: int) -> list[Plan]:
             continue
         pieces.append(Plan(plan.nets[a:b], plan.data[a:b], plan.configs[a:b], plan.rngs[a:b],
                            {k - a: c for k, c in plan.callbacks.items() if a <= k < b},
-                           {k - a: d for k, d in plan.diagnostics.items() if a <= k < b}))
+                           {k - a: d for k, d in plan.diagnostics.items() if a <= k < b},
+                           plan.observe))
     return pieces

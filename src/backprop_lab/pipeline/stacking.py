@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from backprop_lab.nn.training import History
+from backprop_lab.pipeline.meter import StackMeter
 from backprop_lab.pipeline.parallel import execute
 from backprop_lab.pipeline.plan import Plan, merge
 
@@ -38,6 +39,7 @@ class Rendezvous:
         self.results: dict[int, list[History] | BaseException] = {}
         self.released: set[int] = set()
         self.local = threading.local()
+        self.meter: StackMeter | None = None  # set while `train` runs: the progress line reads it
 
     @contextmanager
     def joined(self, job: int) -> Iterator[None]:
@@ -78,9 +80,13 @@ class Rendezvous:
         groups: dict[tuple[object, ...], list[int]] = {}
         for job, plan in sorted(self.plans.items()):
             groups.setdefault(plan.key(), []).append(job)
+        stacks = [merge([self.plans[j] for j in jobs]) for jobs in groups.values()]
+        self.meter = StackMeter(sum(len(p.nets) for p in stacks),
+                                max((p.configs[0].epochs for p in stacks), default=0))
+        for stack in stacks:
+            stack.observe = self.meter.observer
         try:
-            outcomes = execute([merge([self.plans[j] for j in jobs])
-                                for jobs in groups.values()], n_jobs, backend=backend)
+            outcomes = execute(stacks, n_jobs, backend=backend)
         except BaseException as err:
             self.fail_all(err)
             raise

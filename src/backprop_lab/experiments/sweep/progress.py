@@ -7,10 +7,15 @@ a launcher makes it the same for the basic, joblib, stacked and Ray launchers an
 sampler: every job, in whatever process or machine, is a child run of the parent. On a terminal
 it is one line that updates (on stderr, as tqdm does); elsewhere (CI logs, `| tee`) a line
 whenever something changed, at most every `every_plain` seconds.
+
+With the stacked launcher no job ends until its stack has trained, so the line also shows the
+stacks of the launch in progress in this process (`pipeline.meter`): their epoch and how many
+networks are still training, have stopped (early stopping, divergence) or wait for a core.
 """
 
 from __future__ import annotations
 
+import shutil
 import sys
 import threading
 import time
@@ -64,6 +69,14 @@ def line(c: Counts, total: int | None, elapsed: float) -> str:
             f"{clock(elapsed)}{eta}")
 
 
+def stacks_text() -> str:
+    """The stacked launcher's meter, while a launch in this process trains; else ""."""
+    from backprop_lab.pipeline import stacking
+
+    meters = [r.meter for r in list(stacking.ACTIVE) if r.meter is not None]
+    return " | " + meters[-1].text() if meters else ""
+
+
 def clock(seconds: float) -> str:
     m, s = divmod(int(round(seconds)), 60)
     return f"{m // 60}:{m % 60:02d}:{s:02d}" if m >= 60 else f"{m}:{s:02d}"
@@ -115,12 +128,15 @@ class SweepProgress:
         """Write the line if it changed; True when written."""
         try:
             text = line(self.poll(), self.total, time.perf_counter() - self.started)
+            text += "" if final else stacks_text()
         except Exception:  # a store busy or gone for a moment: skip this tick, never the sweep
             return False
         if text == self._shown and not final:
             return False
         self._shown = text
-        if self._tty():
+        if self._tty():  # one line that fits: a wrapped line cannot be rewritten in place
+            width = shutil.get_terminal_size().columns - 1
+            text = text if len(text) <= width else text[: width - 1] + "…"
             self.stream.write(f"\r\033[K{text}" + ("\n" if final else ""))
         else:
             self.stream.write(f"progress: {text}\n")
