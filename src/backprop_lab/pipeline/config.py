@@ -188,6 +188,12 @@ def check_tracking(t: TrackingConfig) -> TrackingConfig:
     return t
 
 
+def scored_on_cells(cfg: Config) -> bool:
+    """Whether a run is scored on cells (folds, repeats, baselines) rather than one split."""
+    e = cfg.eval
+    return e.cv_folds >= 2 or e.repeats > 1 or e.first_repeat > 0 or e.baselines
+
+
 def validate_train(t: TrainConfig, prefix: str = "train.") -> TrainConfig:
     """The ranges of the training keys; `prefix` is how the caller names them (the estimator's
     parameters have none)."""

@@ -23,7 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from backprop_lab.data.load import Dataset
 from backprop_lab.errors import BackpropLabError, Interrupted
-from backprop_lab.experiments.run import identity, record
+from backprop_lab.experiments.run import identity, inputs, record
 from backprop_lab.experiments.run.artifacts import write_artifacts, write_model, write_provenance
 from backprop_lab.experiments.run.record import JobOutcome
 from backprop_lab.experiments.run.report import (
@@ -39,7 +39,7 @@ from backprop_lab.experiments.run.scoring import score_cells
 from backprop_lab.nn import diagnostics
 from backprop_lab.pipeline import crossval, stages
 from backprop_lab.pipeline.compose import to_config
-from backprop_lab.pipeline.config import Config, hidden_layers
+from backprop_lab.pipeline.config import Config, hidden_layers, scored_on_cells
 from backprop_lab.plots.run_plots import gradient_flow
 from backprop_lab.tracking import provenance
 from backprop_lab.tracking.liveness import Heartbeat, mark_stale
@@ -148,15 +148,15 @@ def tracked_pipeline(cfg: DictConfig, config: Config, run: Run, hydra_dir: Path 
     run.log_params(record.run_params(resolved, hidden))  # type: ignore[arg-type]
     run.set_tags({"data_fingerprint": ds.fingerprint, "data_source": ds.source,
                   "data_shape": f"{ds.X.shape[0]}x{ds.X.shape[1]}"})
-    cells = (config.eval.cv_folds >= 2 or config.eval.repeats > 1 or config.eval.first_repeat > 0
-             or config.eval.baselines)
-    if cells:
+    if scored_on_cells(config):
+        inputs.log_inputs(run, config, ds, None)
         with tempfile.TemporaryDirectory(prefix="backprop-lab-") as tmp:
             write_provenance(Path(tmp), cfg, git_diff, hydra_dir)
             run.log_artifacts(Path(tmp))
         return score_cells(config, ds, run)
     buffer = MetricBuffer(run)
     setup = stages.set_up(config, ds)
+    inputs.log_inputs(run, config, ds, setup.prepared.split)
     started = time.perf_counter()
     try:
         result = stages.complete(config, setup, [buffer])
