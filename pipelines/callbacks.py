@@ -8,6 +8,7 @@ Hydra instantiates callbacks in single runs too: MLflow is imported only when a 
 from __future__ import annotations
 
 import atexit
+import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,30 @@ def swept_keys(config: DictConfig) -> list[str]:
         if override.is_sweep_override() and key not in keys:
             keys.append(key)
     return keys
+
+
+def refuse(sweep_dir: Path, err: Exception) -> None:
+    """The marker every job reads, saying why the sweep cannot start (`pipelines.job`)."""
+    from backprop_lab.experiments.sweep.parent import SWEEP_FILE
+
+    sweep_dir.mkdir(parents=True, exist_ok=True)
+    (sweep_dir / SWEEP_FILE).write_text(json.dumps(
+        {"refused": str(err), "exit_status": getattr(err, "exit_status", 1)}))
+
+
+def check_register(config: DictConfig) -> None:
+    """`tracking.register` with a sweep whose jobs log no model: refused before the parent run
+    exists (each job would refuse it too, after the sweep started)."""
+    from backprop_lab.pipeline.config import check_register_fits
+
+    def pick(key: str, default: int) -> int:
+        value = OmegaConf.select(config, key)
+        return default if value is None else int(value)
+
+    cells = (pick("eval.cv_folds", 0) >= 2 or pick("eval.repeats", 1) > 1
+             or pick("eval.first_repeat", 0) > 0 or pick("eval.baselines", 0) > 0)
+    check_register_fits(OmegaConf.select(config, "tracking.register"),
+                        bool(pick("tracking.log_model", 1)), cells)
 
 
 def hydra_tags(config: DictConfig) -> dict[str, str]:
@@ -119,13 +144,20 @@ class SweepTracking(Callback):
                 "_ended": True}
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        from backprop_lab.errors import BackpropLabError
         from backprop_lab.experiments.sweep.parent import SweepRun
 
         choices = OmegaConf.select(config, "hydra.runtime.choices") or {}
-        self._sweep = SweepRun.start(
-            config.tracking.uri, str(config.tracking.experiment),
-            Path(str(config.hydra.sweep.dir)).resolve(), choices.get("sweep") or "cli",
-            swept_keys(config), hydra_tags(config), float(config.tracking.stale_after))
+        sweep_dir = Path(str(config.hydra.sweep.dir)).resolve()
+        try:
+            check_register(config)
+            self._sweep = SweepRun.start(
+                config.tracking.uri, str(config.tracking.experiment), sweep_dir,
+                choices.get("sweep") or "cli", swept_keys(config), hydra_tags(config),
+                float(config.tracking.stale_after), OmegaConf.select(config, "tracking.register"))
+        except BackpropLabError as err:  # Hydra only warns and launches the jobs: they refuse
+            refuse(sweep_dir, err)
+            raise
         self._ended = False
         atexit.register(self._end_if_running)  # a sweep that raises never calls on_multirun_end
         from backprop_lab.experiments.sweep.progress import SweepProgress
@@ -156,3 +188,5 @@ class SweepTracking(Callback):
         summary = sweep.finish(status)
         if self.print_summary:
             print_end(sweep, summary, status)
+        if sweep.register and status == "FINISHED":  # RegistrationFailed: exit 1, sweep kept
+            print(sweep.register_best().text, flush=True)
