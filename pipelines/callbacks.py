@@ -32,6 +32,37 @@ def swept_keys(config: DictConfig) -> list[str]:
     return keys
 
 
+def sweep_params(config: DictConfig) -> dict[str, str]:
+    """What the parent run logs as params, so that the runs table filters and groups sweeps:
+    every leaf of the sweep's base config under its dotted key (as the jobs log theirs), and each
+    swept key with the values it takes, as a list string (`train.lr` = `[0.001, 0.01]`; a search
+    space that is no list, e.g. Optuna's `interval(...)`, as written)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    from backprop_lab.tracking.store import flatten
+
+    base = {k: v for k, v in config.items() if k != "hydra"}
+    try:
+        tree = OmegaConf.to_container(OmegaConf.create(base), resolve=True)
+    except Exception:  # an interpolation only a job can resolve: log it as written
+        tree = OmegaConf.to_container(OmegaConf.create(base), resolve=False)
+    params = flatten(tree)  # type: ignore[arg-type]
+    spaces = {str(k): str(v) for k, v in (OmegaConf.select(config, "hydra.sweeper.params")
+                                          or {}).items()}
+    task = [str(o) for o in config.hydra.overrides.task]
+    spaces.update({o.split("=", 1)[0].lstrip("+~"): o.split("=", 1)[1] for o in task if "=" in o
+                   and o.split("=", 1)[0].lstrip("+~") in swept_keys(config)})
+    for key, space in spaces.items():
+        try:
+            [parsed] = OverridesParser.create().parse_overrides([f"{key}={space}"])
+            values = (f"[{', '.join(parsed.sweep_string_iterator())}]"
+                      if parsed.is_discrete_sweep() else space)
+        except Exception:
+            values = space
+        params[key] = values[:6000]
+    return params
+
+
 def refuse(sweep_dir: Path, err: Exception) -> None:
     """The marker every job reads, saying why the sweep cannot start (`pipelines.job`)."""
     from backprop_lab.experiments.sweep.parent import SWEEP_FILE
@@ -154,7 +185,8 @@ class SweepTracking(Callback):
             self._sweep = SweepRun.start(
                 config.tracking.uri, str(config.tracking.experiment), sweep_dir,
                 choices.get("sweep") or "cli", swept_keys(config), hydra_tags(config),
-                float(config.tracking.stale_after), OmegaConf.select(config, "tracking.register"))
+                float(config.tracking.stale_after), OmegaConf.select(config, "tracking.register"),
+                sweep_params(config))
         except BackpropLabError as err:  # Hydra only warns and launches the jobs: they refuse
             refuse(sweep_dir, err)
             raise

@@ -1,11 +1,12 @@
 """A sweep's parent run: created once before any job, ended with a summary of its children.
 
 `SweepRun.start` (in the launching process, before any job): create the store and the
-experiment, create the parent run tagged `sweep_id`, and write `<sweep dir>/sweep.json`, which
-every job reads to become a child of the parent in the same experiment; no job ever creates the
-database or the experiment, so parallel workers cannot race. `finish` tags the parent with a
-summary of its children and a description that compares them (`description`), logs the
-sweep's records and ends it. No Hydra here:
+experiment, create the parent run tagged `sweep_id` with the sweep's config as params (the swept
+keys with their values as a list string, e.g. `train.lr` = `[0.001, 0.01]`), and write
+`<sweep dir>/sweep.json`, which every job reads to become a child of the parent in the same
+experiment; no job ever creates the database or the experiment, so parallel workers cannot
+race. `finish` tags the parent with a summary of its children and a description that compares
+them (`description`), logs the sweep's records and ends it. No Hydra here:
 `pipelines.callbacks.SweepTracking` passes the values it reads from Hydra's config.
 """
 
@@ -53,7 +54,8 @@ class SweepRun:
     @classmethod
     def start(cls, uri: str | None, experiment: str, sweep_dir: Path, preset: str,
               swept: list[str], tags: Mapping[str, str], stale_after: float = 300.0,
-              register: str | None = None) -> SweepRun:
+              register: str | None = None, params: Mapping[str, str] | None = None
+              ) -> SweepRun:
         uri = resolve_uri(uri)
         if register is not None:
             check_register_name(register)
@@ -65,6 +67,8 @@ class SweepRun:
         all_tags = {"sweep_id": sweep_id, "sweep_role": "parent", "sweep_preset": preset,
                     "sweep_dir": str(sweep_dir), "swept": ",".join(swept), **tags}
         parent = Run.start(store, f"sweep-{preset}-{sweep_id[:8]}", all_tags)
+        if params:  # the fixed config and the swept values: the runs table filters sweeps
+            parent.log_params(params)
         sweep_dir.mkdir(parents=True, exist_ok=True)
         marker = {"parent_run_id": parent.run_id, "sweep_id": sweep_id,
                   "experiment_id": store.experiment_id, "swept": swept}
