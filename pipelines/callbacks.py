@@ -8,6 +8,7 @@ Hydra instantiates callbacks in single runs too: MLflow is imported only when a 
 from __future__ import annotations
 
 import atexit
+import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,61 @@ def swept_keys(config: DictConfig) -> list[str]:
         if override.is_sweep_override() and key not in keys:
             keys.append(key)
     return keys
+
+
+def sweep_params(config: DictConfig) -> dict[str, str]:
+    """What the parent run logs as params, so that the runs table filters and groups sweeps:
+    every leaf of the sweep's base config under its dotted key (as the jobs log theirs), and each
+    swept key with the values it takes, as a list string (`train.lr` = `[0.001, 0.01]`; a search
+    space that is no list, e.g. Optuna's `interval(...)`, as written)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    from backprop_lab.tracking.store import flatten
+
+    base = {k: v for k, v in config.items() if k != "hydra"}
+    try:
+        tree = OmegaConf.to_container(OmegaConf.create(base), resolve=True)
+    except Exception:  # an interpolation only a job can resolve: log it as written
+        tree = OmegaConf.to_container(OmegaConf.create(base), resolve=False)
+    params = flatten(tree)  # type: ignore[arg-type]
+    spaces = {str(k): str(v) for k, v in (OmegaConf.select(config, "hydra.sweeper.params")
+                                          or {}).items()}
+    task = [str(o) for o in config.hydra.overrides.task]
+    spaces.update({o.split("=", 1)[0].lstrip("+~"): o.split("=", 1)[1] for o in task if "=" in o
+                   and o.split("=", 1)[0].lstrip("+~") in swept_keys(config)})
+    for key, space in spaces.items():
+        try:
+            [parsed] = OverridesParser.create().parse_overrides([f"{key}={space}"])
+            values = (f"[{', '.join(parsed.sweep_string_iterator())}]"
+                      if parsed.is_discrete_sweep() else space)
+        except Exception:
+            values = space
+        params[key] = values[:6000]
+    return params
+
+
+def refuse(sweep_dir: Path, err: Exception) -> None:
+    """The marker every job reads, saying why the sweep cannot start (`pipelines.job`)."""
+    from backprop_lab.experiments.sweep.parent import SWEEP_FILE
+
+    sweep_dir.mkdir(parents=True, exist_ok=True)
+    (sweep_dir / SWEEP_FILE).write_text(json.dumps(
+        {"refused": str(err), "exit_status": getattr(err, "exit_status", 1)}))
+
+
+def check_register(config: DictConfig) -> None:
+    """`tracking.register` with a sweep whose jobs log no model: refused before the parent run
+    exists (each job would refuse it too, after the sweep started)."""
+    from backprop_lab.pipeline.config import check_register_fits
+
+    def pick(key: str, default: int) -> int:
+        value = OmegaConf.select(config, key)
+        return default if value is None else int(value)
+
+    cells = (pick("eval.cv_folds", 0) >= 2 or pick("eval.repeats", 1) > 1
+             or pick("eval.first_repeat", 0) > 0 or pick("eval.baselines", 0) > 0)
+    check_register_fits(OmegaConf.select(config, "tracking.register"),
+                        bool(pick("tracking.log_model", 1)), cells)
 
 
 def hydra_tags(config: DictConfig) -> dict[str, str]:
@@ -119,13 +175,21 @@ class SweepTracking(Callback):
                 "_ended": True}
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        from backprop_lab.errors import BackpropLabError
         from backprop_lab.experiments.sweep.parent import SweepRun
 
         choices = OmegaConf.select(config, "hydra.runtime.choices") or {}
-        self._sweep = SweepRun.start(
-            config.tracking.uri, str(config.tracking.experiment),
-            Path(str(config.hydra.sweep.dir)).resolve(), choices.get("sweep") or "cli",
-            swept_keys(config), hydra_tags(config), float(config.tracking.stale_after))
+        sweep_dir = Path(str(config.hydra.sweep.dir)).resolve()
+        try:
+            check_register(config)
+            self._sweep = SweepRun.start(
+                config.tracking.uri, str(config.tracking.experiment), sweep_dir,
+                choices.get("sweep") or "cli", swept_keys(config), hydra_tags(config),
+                float(config.tracking.stale_after), OmegaConf.select(config, "tracking.register"),
+                sweep_params(config))
+        except BackpropLabError as err:  # Hydra only warns and launches the jobs: they refuse
+            refuse(sweep_dir, err)
+            raise
         self._ended = False
         atexit.register(self._end_if_running)  # a sweep that raises never calls on_multirun_end
         from backprop_lab.experiments.sweep.progress import SweepProgress
@@ -156,3 +220,5 @@ class SweepTracking(Callback):
         summary = sweep.finish(status)
         if self.print_summary:
             print_end(sweep, summary, status)
+        if sweep.register and status == "FINISHED":  # RegistrationFailed: exit 1, sweep kept
+            print(sweep.register_best().text, flush=True)

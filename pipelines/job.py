@@ -6,12 +6,13 @@ Kept out of `__main__` so that parallel launchers (joblib, Ray) import it in the
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from backprop_lab.errors import ConfigError, Diverged
+from backprop_lab.errors import ConfigError, Diverged, InputError, RunFailed
 from backprop_lab.experiments.run.job import run_job
 from backprop_lab.experiments.run.record import JobOutcome
 from backprop_lab.experiments.run.report import QUIET
@@ -25,7 +26,7 @@ def hydra_context() -> tuple[list[str], Path | None, bool]:
     return list(hc.overrides.task), Path(hc.runtime.output_dir), hc.mode == RunMode.MULTIRUN
 
 
-def sweep_parent(multirun: bool) -> dict[str, str]:
+def sweep_parent(multirun: bool) -> dict[str, Any]:
     """The sweep's parent run and id, written by `pipelines.callbacks.SweepTracking`."""
     if not multirun:
         return {}
@@ -44,9 +45,13 @@ def train_job(cfg: DictConfig) -> JobOutcome:
         if not sweeper.endswith("RacingSweeper"):
             raise ConfigError("eval.race=true: racing needs hydra/sweeper=racing (the "
                               f"sweep=lr_depth preset sets it); this sweep uses {sweeper}")
+    sweep = sweep_parent(multirun)
+    if "refused" in sweep:  # the sweep could not start (SweepTracking): no job trains
+        kind = InputError if sweep.get("exit_status") == 2 else RunFailed
+        raise kind(str(sweep["refused"]))
     quiet = QUIET.set(multirun and not HydraConfig.get().verbose)  # the sweep prints a table
     try:
-        outcome = run_job(cfg, overrides, hydra_dir, sweep_parent(multirun), reuse=multirun)
+        outcome = run_job(cfg, overrides, hydra_dir, sweep, reuse=multirun)
     finally:
         QUIET.reset(quiet)
     if outcome.status == "FAILED" and not multirun:

@@ -2,108 +2,158 @@
 
 MLflow's basic auth lets every logged-in user create an experiment (and then own it, MANAGE),
 a registered model or prompt, a gateway secret/model/endpoint (an endpoint creates a
-`gateway/<name>` experiment), an MCP server or the demo data (the "MLflow Demo" experiment),
-whatever `default_permission` says. `create_app` below is MLflow's `create_app` plus a Flask
-`before_request` hook that runs after MLflow's own (and, for the MCP routes that FastAPI serves
-itself, a middleware inside MLflow's): those creates answer 403 unless the user is a writer,
+`gateway/<name>` experiment), the demo data (the "MLflow Demo" experiment), an MCP server or
+(MLflow 3.18) a skill, whatever `default_permission` says. `create_app` below is MLflow's
+`create_app` plus two filters of our own that refuse those creates with 403 unless the user is a
+writer,
 
-    the admin, or a user whose permission on *every* experiment (resource `experiment`, id `*`)
-    is EDIT or MANAGE,
+    the admin, or a user granted EDIT or MANAGE on *every* experiment (resource `experiment`,
+    id `*`), or every user when `default_permission` is EDIT or MANAGE,
 
-as MLflow resolves it from its auth store on each request (the user's grants through all their
-roles, DENY winning, `default_permission` as the floor: `mlflow.server.auth.authorize`). A user
-the admin adds later, or grants EDIT on experiment `*` (UI, or
-`/api/3.0/mlflow/users/permissions/grant`), counts at once, without a restart. Everything else
-(runs, logging into an existing experiment, reads) is left to MLflow's per-resource checks: a
-READ user, who can neither create an experiment nor edit one, writes no run anywhere.
+read from MLflow's auth store on each request, through its public methods (`get_user`,
+`list_experiment_permissions`, `authenticate_user`), so a user the admin grants EDIT on `*` later
+counts at once. Grants through a named role do not count here (fail closed: grant the user).
+
+- Flask (the REST API `/api/...` and the UI's `/ajax-api/...`): a `before_request` that runs
+  after MLflow's own, which has already authenticated the user; POST to the routes in
+  `FLASK_CREATES`, matched by our own patterns, not by MLflow's private route tables.
+- The registries FastAPI serves itself (MCP servers; skills in MLflow 3.18): an outermost ASGI
+  middleware that reads the basic-auth header itself; a non-writer gets 403 on any write (POST,
+  PUT, PATCH, DELETE) there. A request with bad credentials is passed on for MLflow to answer 401.
+
+Everything else (runs, logging into an existing experiment, reads) is left to MLflow's
+per-resource checks: a READ user, who can neither create an experiment nor edit one, writes no
+run anywhere. At start, `check_routes` fails the start if MLflow no longer serves the
+create-experiment route this rule is built around, and logs a warning naming any create route
+it does not know (a new kind of resource to review on an MLflow upgrade).
 
 Every Flask answer carries `X-Backprop-Lab-Server: $BACKPROP_LAB_SERVER_ID`, by which the
-starting script knows that the server answering is the one it started, with this hook loaded.
+starting script knows that the server answering is the one it started, with this rule loaded.
 mlflow_server.py declares `create_app` as the `mlflow.app` entry point `backprop-lab-auth`.
-
-Written against MLflow 3.17: `authorize`, `Requirement` and the route table are its internals,
-checked at import, so an MLflow without them fails the start instead of serving without the rule.
+Tested against the real server on MLflow 3.17 and 3.18 (tests/commands/test_server.py).
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import fcntl
+import logging
 import os
+import re
 from typing import Any
 
 import mlflow.server
 from flask import Flask, Response, make_response, request
 from mlflow.server import auth
-from mlflow.server.auth.permissions import RESOURCE_TYPE_EXPERIMENT, RESOURCE_TYPE_WORKSPACE
-from mlflow.server.auth.requirements import Requirement
-from mlflow.server.auth.routes import DEMO_GENERATE
-from mlflow.server.mcp_server_api import get_mcp_server_api_route_prefixes
 from starlette.concurrency import run_in_threadpool
-from starlette.middleware import Middleware
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.responses import Response as StarletteResponse
 
-# MLflow's validators of creates that any logged-in user passes while workspaces are off.
-CREATE_VALIDATORS = (
-    auth.validate_can_create_experiment,
-    auth.validate_can_create_registered_model,  # registered models and prompts
-    auth.validate_can_create_gateway_secret,
-    auth.validate_can_create_gateway_model_definition,
-    auth.validate_can_create_gateway_endpoint,
-)
-# (path, method) of every route they guard (REST /api/... and the UI's /ajax-api/... twin).
-WRITER_ONLY = {route for route, validator in auth.BEFORE_REQUEST_VALIDATORS.items()
-               if validator in CREATE_VALIDATORS} | {(DEMO_GENERATE, "POST")}
-# The MCP server registry is served by FastAPI itself, not through Flask: POST <prefix> creates.
-MCP_CREATE = set(get_mcp_server_api_route_prefixes())
+log = logging.getLogger(__name__)
 HEADER = "X-Backprop-Lab-Server"
-for _twin in ("/api/2.0/mlflow/experiments/create", "/ajax-api/2.0/mlflow/experiments/create"):
-    if not any(path.endswith(_twin) for path, _ in WRITER_ONLY):
-        raise ImportError(f"auth_app: MLflow has no create-experiment validator for {_twin}: it "
-                          "is not the MLflow (3.17) that auth_app was written for")
+WRITE_GRANTS = ("EDIT", "MANAGE")
+# `[static prefix]/api|ajax-api/<version>/mlflow/<what>`
+_API = r"^(?:/[^/]+)*?/(?:api|ajax-api)/[0-9.]+/mlflow/"
+# POST routes (Flask) that any logged-in user passes in MLflow and only writers may use here.
+FLASK_CREATES = re.compile(_API + r"(?:experiments/create|registered-models/create|"
+                           r"gateway/(?:secrets|model-definitions|endpoints)/create|"
+                           r"demo/generate)$")
+# Registries served by FastAPI itself: every write there is for writers only.
+ASGI_REGISTRIES = re.compile(_API + r"(?:mcp-servers|skills)(?:/|$)")
+WRITES = ("POST", "PUT", "PATCH", "DELETE")
+# Create routes MLflow 3.17-3.18 serve that its per-resource checks guard (a run needs EDIT on
+# its experiment, a model version on its model, ...) or that this rule covers: a create route not
+# listed is a new kind of resource to review.
+KNOWN_CREATES = re.compile(_API + r"(?:experiments|registered-models|runs|model-versions|"
+                           r"datasets|label-schemas|review-queues|users|"
+                           r"gateway/(?:secrets|model-definitions|endpoints|endpoints/bindings|"
+                           r"budgets|guardrails))/create$")
+REQUIRED = "/api/2.0/mlflow/experiments/create"
+EVERYONE_WRITES = [False]  # set by create_app from the auth config (default_permission)
+
+
+def everyone_writes() -> bool:
+    """`default_permission` EDIT or MANAGE makes every user a writer (MLflow's floor)."""
+    from mlflow.server.auth.config import read_auth_config
+
+    return str(read_auth_config().default_permission).upper() in WRITE_GRANTS
 
 
 def is_writer(username: str) -> bool:
-    """The admin, or EDIT/MANAGE on every experiment (as MLflow resolves grants)."""
-    if auth.store.get_user(username).is_admin:
+    """The admin, or EDIT/MANAGE granted on every experiment (experiment id `*`)."""
+    if not username:
+        return False
+    if auth.store.get_user(username).is_admin or EVERYONE_WRITES[0]:
         return True
-    return auth.authorize(username, (RESOURCE_TYPE_WORKSPACE, "*"),
-                          [Requirement(RESOURCE_TYPE_EXPERIMENT, "*", "update")])
+    return any(str(p.experiment_id) == "*" and str(p.permission).upper() in WRITE_GRANTS
+               for p in auth.store.list_experiment_permissions(username))
 
-
-def writers_only() -> Response | None:
-    """before_request, after MLflow's (which has authenticated the user and found nothing
-    against the request): refuse a create in WRITER_ONLY to a user who is not a writer."""
-    if (request.path, request.method) not in WRITER_ONLY:
-        return None
-    authorization = auth.authenticate_request()  # cached by MLflow (auth_cache_ttl_seconds)
-    if isinstance(authorization, Response):
-        return authorization
-    username = authorization.username or ""
-    if is_writer(username):
-        return None
-    answer = make_response(refusal(username))
-    answer.status_code = 403
-    return answer
 
 
 def refusal(username: str) -> str:
     return (f"Permission denied: user {username!r} may browse but not create here (only the admin "
             "and users with EDIT or MANAGE on every experiment create experiments, models, "
-            "prompts, gateway resources, MCP servers or demo data)")
+            "prompts, gateway resources, MCP servers, skills or demo data)")
 
 
-async def mcp_writers_only(request: Request, call_next: RequestResponseEndpoint
-                           ) -> StarletteResponse:
-    """The same rule for the MCP servers FastAPI serves; it runs inside MLflow's permission
-    middleware, which has authenticated the user and put the name in request.state."""
-    if request.method == "POST" and request.url.path in MCP_CREATE:
-        username = getattr(request.state, "username", None)
-        if not username or not await run_in_threadpool(is_writer, username):
-            return PlainTextResponse(refusal(username or ""), status_code=403)
+def writers_only() -> Response | None:
+    """before_request, after MLflow's (which has authenticated the user and found nothing
+    against the request): refuse a create in FLASK_CREATES to a user who is not a writer."""
+    if request.method != "POST" or not FLASK_CREATES.match(request.path):
+        return None
+    username = request.authorization.username if request.authorization else ""
+    if is_writer(username or ""):
+        return None
+    answer = make_response(refusal(username or ""))
+    answer.status_code = 403
+    return answer
+
+
+def basic_auth_user(header: str) -> tuple[str, str] | None:
+    """(username, password) of a `Basic ...` Authorization header, None for anything else."""
+    scheme, _, encoded = header.partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        username, sep, password = base64.b64decode(encoded).decode("utf-8").partition(":")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    return (username, password) if sep else None
+
+
+def checked_writer(username: str, password: str) -> bool | None:
+    """None when the credentials are wrong (MLflow answers that), else whether a writer."""
+    if not auth.store.authenticate_user(username, password):
+        return None
+    return is_writer(username)
+
+
+async def registry_writers_only(request: Request, call_next: RequestResponseEndpoint
+                                ) -> StarletteResponse:
+    """The rule for the registries FastAPI serves (outermost: it authenticates by itself)."""
+    if request.method in WRITES and ASGI_REGISTRIES.match(request.url.path):
+        credentials = basic_auth_user(request.headers.get("authorization", ""))
+        if credentials is not None:
+            writer = await run_in_threadpool(checked_writer, *credentials)
+            if writer is False:
+                return PlainTextResponse(refusal(credentials[0]), status_code=403)
     return await call_next(request)
+
+
+def check_routes(flask_app: Flask) -> None:
+    """Fail the start if MLflow no longer serves the create-experiment route; warn about any
+    POST `.../create` route this module does not know."""
+    posts = {rule.rule for rule in flask_app.url_map.iter_rules() if "POST" in (rule.methods or ())}
+    if not any(path.endswith(REQUIRED) for path in posts):
+        raise RuntimeError(f"auth_app: MLflow serves no {REQUIRED}: the writers-only rule "
+                           "cannot be checked against this MLflow version; review auth_app.py")
+    for path in sorted(posts):
+        if path.endswith("/create") and not KNOWN_CREATES.match(path):
+            log.warning("auth_app: MLflow serves a create route this rule does not know: %s "
+                        "(review whether READ users may call it)", path)
 
 
 def mark(response: Response) -> Response:
@@ -119,11 +169,13 @@ def create_app() -> Any:
     for any other app name every worker does it, so the workers take turns (a lock on this file).
     """
     flask_app: Flask = mlflow.server.app
+    check_routes(flask_app)
     with open(__file__) as me:
         fcntl.flock(me, fcntl.LOCK_EX)
         app = auth.create_app(flask_app)
+    EVERYONE_WRITES[0] = everyone_writes()
     flask_app.before_request(writers_only)
     flask_app.after_request(mark)
-    if not isinstance(app, Flask):  # FastAPI (uvicorn): innermost, after MLflow's middleware
-        app.user_middleware.append(Middleware(BaseHTTPMiddleware, dispatch=mcp_writers_only))
+    if not isinstance(app, Flask):  # FastAPI (uvicorn): outermost, before MLflow's middleware
+        app.add_middleware(BaseHTTPMiddleware, dispatch=registry_writers_only)
     return app

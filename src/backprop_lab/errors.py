@@ -41,6 +41,11 @@ class RerunRefused(InputError):
     """The run cannot be rerun or evaluated faithfully (changed data, no logged config, ...)."""
 
 
+class RegistryUnavailable(InputError):
+    """`tracking.register` cannot work here (no model registry, a name MLflow refuses):
+    found before training, so nothing was run."""
+
+
 class RunFailed(BackpropLabError, RuntimeError):
     """A run started and failed (exit status 1); it is recorded in MLflow as FAILED."""
 
@@ -62,3 +67,7 @@ class Interrupted(KeyboardInterrupt):
     def __init__(self, signal_name: str = "SIGINT", signal_number: int = 2):
         super().__init__(f"interrupted by {signal_name}")
         self.signal_name, self.exit_status = signal_name, 128 + signal_number
+
+
+class RegistrationFailed(RunFailed):
+    """The run (or sweep) finished and is kept, but its model could not be registered."""

@@ -234,6 +234,11 @@ def test_the_ui_shows_the_sweep_and_its_description(
         find(f"//*[self::h1 or self::h2 or self::span][normalize-space()='{best_name}']")
         assert f"/runs/{best}" in browser.current_url
         browser.save_screenshot(str(shots / "05-best-run.png"))
+        # its dataset inputs (issue 24): "boston (<digest>) Training +2" (validation, test)
+        digests = {i.dataset.digest for i in MlflowClient(swept["uri"]).get_run(
+            best).inputs.dataset_inputs}
+        assert len(digests) == 3
+        wait.until(lambda d: any(f"boston ({digest})" in d.page_source for digest in digests))
         assert sorted(p.name for p in shots.iterdir()) == [
             "01-runs-table.png", "02-runs-expanded.png", "03-parent-description.png",
             "04-report-artifact.png", "05-best-run.png"]

@@ -176,7 +176,8 @@ CREATE = "/mlflow/experiments/create"
 
 def test_read_only_user_cannot_write(server: Server) -> None:
     """bob (READ) may read, but creates no experiment (REST, the UI's ajax route, the client),
-    model or demo data, and so writes no run anywhere; ann (EDIT) does all of it."""
+    model, demo data, MCP server or skill, and so writes no run anywhere; ann (EDIT) creates
+    experiments, models and runs."""
     with credentials(server, "admin", server.passwords["admin"]):
         admin = MlflowClient(server.url)
         experiment_id = admin.create_experiment("read-only")
@@ -184,6 +185,12 @@ def test_read_only_user_cannot_write(server: Server) -> None:
         refused = post(server, prefix + CREATE, {"name": f"bob{prefix}"}, "bob")
         assert refused.status_code == 403 and "may browse but not create" in refused.text
     assert post(server, "/ajax-api/3.0/mlflow/demo/generate", {}, "bob").status_code == 403
+    for registry in ("mcp-servers", "skills"):  # FastAPI's own routes (skills: MLflow 3.18)
+        for prefix in ("/api/3.0", "/ajax-api/3.0"):
+            refused = post(server, f"{prefix}/mlflow/{registry}", {"name": "bob-x"}, "bob")
+            assert refused.status_code == 403 and "may browse but not create" in refused.text
+        wrong = post(server, f"/api/3.0/mlflow/{registry}", {"name": "x"}, "bob", "wrong-pw")
+        assert wrong.status_code == 401  # bad credentials: MLflow's answer, not the rule's
     with credentials(server, "bob"):
         bob = MlflowClient(server.url)
         with pytest.raises(MlflowException, match="403"):

@@ -92,6 +92,9 @@ class TrackingConfig:
     experiment: str | None = "backprop-lab"
     run_name: str | None = None  # train only
     log_model: bool = True  # train only: also log an MLflow pyfunc model (about 1-2 s per run)
+    # train only: register the logged model as a version of this registered model (a sweep: its
+    # best job's, and alias `champion` moved to it when better); None: no registry
+    register: str | None = None
     # a RUNNING run whose heartbeat is older than this many seconds is dead: marked FAILED,
     # stale=true, when a run or sweep starts in its experiment and by pipelines.cleanup
     stale_after: float = 300.0
@@ -185,7 +188,23 @@ def check_tracking(t: TrackingConfig) -> TrackingConfig:
     """The tracking keys every command shares."""
     check_rule("tracking.stale_after", math.isfinite(t.stale_after) and t.stale_after >= 90,
                ">= 90 (three heartbeats of 30 s)", t.stale_after)
+    if t.register is not None:
+        check_register_name(t.register)
     return t
+
+
+def check_register_name(name: str) -> None:
+    """A registered model's name as MLflow takes it (no '/' or ':', not blank, not '.' or
+    '..'), and no '@', which `models:/NAME@alias` splits on."""
+    check_rule("tracking.register", name.strip() == name != "" and not set("/:@") & set(name)
+               and name not in (".", ".."),
+               "null or a registered model name without '/', ':', '@' or outer spaces", name)
+
+
+def scored_on_cells(cfg: Config) -> bool:
+    """Whether a run is scored on cells (folds, repeats, baselines) rather than one split."""
+    e = cfg.eval
+    return e.cv_folds >= 2 or e.repeats > 1 or e.first_repeat > 0 or e.baselines
 
 
 def validate_train(t: TrainConfig, prefix: str = "train.") -> TrainConfig:
@@ -248,4 +267,12 @@ def validate(cfg: Config) -> Config:
     check_rule("tracking.experiment", bool(cfg.tracking.experiment), "a name",
                cfg.tracking.experiment)
     check_tracking(cfg.tracking)
+    check_register_fits(cfg.tracking.register, cfg.tracking.log_model, scored_on_cells(cfg))
     return cfg
+
+
+def check_register_fits(register: str | None, log_model: bool, cells: bool) -> None:
+    """`tracking.register` needs a logged model: one split, `tracking.log_model=true`."""
+    check_rule("tracking.register", register is None or (log_model and not cells),
+               "null unless the run logs a model (tracking.log_model=true, one split: runs "
+               "scored on cells log none)", register)

@@ -2,9 +2,9 @@
 
     python -m pipelines.train -m train.lr=1e-3,3e-3,1e-2 seed=0,1 hydra/launcher=stacked
 
-Each job runs as with the basic launcher (its own Hydra output folder and MLflow child run, the
-same config_hash, reuse and records), in its own thread, up to the point where it would train.
-There it hands its networks to the launcher (backprop_lab.pipeline.stacking) and waits; jobs
+Each job runs as with the basic launcher (its own Hydra output folder, log file and MLflow child
+run, the same config_hash, reuse and records), in its own thread, up to the point where it would
+train. There it hands its networks to the launcher (backprop_lab.pipeline.stacking) and waits; jobs
 start one after another, so each reads its own Hydra context. When every job of the batch has
 arrived, the launcher trains the networks that can share a stack (same layer sizes, activations,
 dtype and training settings except `train.lr` and `train.weight_decay`: e.g. a learning-rate or
@@ -46,6 +46,7 @@ from omegaconf import DictConfig, open_dict
 from threadpoolctl import threadpool_limits
 
 from backprop_lab.errors import ConfigError
+from hydra_plugins.backprop_lab_launcher.job_logs import JobLogs, routed
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +84,7 @@ class StackedLauncher(Launcher):
         self.config: DictConfig | None = None
         self.task_function: TaskFunction | None = None
         self.hydra_context: HydraContext | None = None
+        self.logs = JobLogs()  # each job's log file, by its thread (job_logs)
 
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction,
               config: DictConfig) -> None:
@@ -104,6 +106,7 @@ class StackedLauncher(Launcher):
         returns: list[Any] = [None] * len(job_overrides)
         threads: list[threading.Thread] = []
         stacking.ACTIVE.append(rendezvous)
+        self.logs = JobLogs()
         try:
             for i, overrides in enumerate(job_overrides):
                 idx = initial_job_idx + i
@@ -131,6 +134,7 @@ class StackedLauncher(Launcher):
                     thread.join()
         finally:
             stacking.ACTIVE.remove(rendezvous)
+            self.logs.close()
         configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
         return returns
 
@@ -140,6 +144,7 @@ class StackedLauncher(Launcher):
             # an interrupt reaches a job through its plan; the job ends its run KILLED and
             # the launcher, which was interrupted first, raises it once
             returns[i] = run_job(hydra_context=self.hydra_context,
-                                 task_function=self.task_function, config=config,
+                                 task_function=routed(self.task_function, self.logs),
+                                 config=config,
                                  job_dir_key="hydra.sweep.dir",
                                  job_subdir_key="hydra.sweep.subdir")

@@ -42,7 +42,7 @@ class LoggedRun:
 
     def config(self, uri: str, experiment: str | None = None) -> DictConfig:
         """The run's resolved config.yaml in today's schema, logging to `uri` and `experiment`
-        (None: the run's own experiment)."""
+        (None: the run's own experiment), registering nothing."""
         path = self.fetch("config.yaml")
         if path is None:
             if "config_hash" in self.tags or "data_fingerprint" in self.tags:
@@ -59,6 +59,7 @@ class LoggedRun:
         assert isinstance(cfg, DictConfig)
         cfg.tracking.uri = uri
         cfg.tracking.experiment = experiment or self.experiment
+        cfg.tracking.register = None  # a rerun checks a run; it makes no new model version
         return cfg
 
     def arrays(self) -> dict[str, Any]:

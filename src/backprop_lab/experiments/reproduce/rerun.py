@@ -3,7 +3,8 @@
 The config comes from the run's `config.yaml` artifact (never from today's `conf/`), merged into
 the typed schema and run through the same `experiments.run.job.run_job` as training, as a new run
 tagged `rerun_of=<id>`. Before that: the data is loaded and its sha256 checked against the run's
-`data_fingerprint` (a mismatch refuses, unless force=true), and a changed commit, uncommitted
+`data_fingerprint` and the digests of its dataset inputs as the data splits now (a mismatch
+refuses, unless force=true), and a changed commit, uncommitted
 diff, package version, BLAS or platform is warned about. After: the final metrics and every
 array of model.npz are compared, the verdict (identical / within tolerance / different) printed
 with the largest difference per metric and per array, and tagged on the new run
@@ -20,17 +21,18 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from backprop_lab.data.load import Dataset
 from backprop_lab.errors import InputError, RerunRefused
 from backprop_lab.experiments.reproduce import comparison
 from backprop_lab.experiments.reproduce.logged_runs import LoggedRun
-from backprop_lab.experiments.run import identity
+from backprop_lab.experiments.run import identity, inputs
 from backprop_lab.experiments.run.job import run_job
 from backprop_lab.experiments.run.report import say
 from backprop_lab.experiments.sweep import readback
 from backprop_lab.pipeline import stages
 from backprop_lab.pipeline.compose import to_config
-from backprop_lab.pipeline.config import Config, RerunCommand
-from backprop_lab.tracking import provenance
+from backprop_lab.pipeline.config import Config, RerunCommand, scored_on_cells
+from backprop_lab.tracking import datasets, provenance
 from backprop_lab.tracking.store import Run, Store, resolve_uri
 
 log = logging.getLogger(__name__)
@@ -44,13 +46,32 @@ def check_data(original: LoggedRun, config: Config, force: bool) -> list[str]:
         return [f"run {original.run_id} logged no data_fingerprint: the data cannot be checked"]
     ds = stages.load(config.data)
     if ds.fingerprint == logged:
-        return []
+        return check_parts(original, config, ds, force)
     message = (f"the data changed since run {original.run_id}: it trained on data with sha256 "
                f"{logged[:16]}... ({original.tags.get('data_source', '?')}), the data loaded now "
                f"({ds.source}) has sha256 {ds.fingerprint[:16]}...")
     if not force:
         raise RerunRefused(f"{message}. A rerun would not reproduce the run: restore the data, "
                            "or pass force=true to rerun on the new data")
+    return [message + " (force=true: rerunning anyway)"]
+
+
+def check_parts(original: LoggedRun, config: Config, ds: Dataset, force: bool) -> list[str]:
+    """Refuse (or, with force, warn) when the rows of a part the run logged as a dataset input
+    (training, validation, test; or the cells' whole set) have another digest as split now."""
+    logged = datasets.logged_digests(original.run)
+    if not logged:
+        return []  # a run logged before its datasets were: the fingerprint was all there is
+    now = inputs.digests_now(config, ds, scored_on_cells(config))
+    changed = [f"{context} (logged {digest}, now {now.get(context, 'absent')})"
+               for context, digest in sorted(logged.items()) if now.get(context) != digest]
+    if not changed:
+        return []
+    message = (f"the same data splits differently than in run {original.run_id}: the digests of "
+               f"its dataset inputs differ for {'; '.join(changed)}")
+    if not force:
+        raise RerunRefused(f"{message}. A rerun would not train on the same rows: pass "
+                           "force=true to rerun anyway")
     return [message + " (force=true: rerunning anyway)"]
 
 

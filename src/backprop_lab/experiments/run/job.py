@@ -23,7 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from backprop_lab.data.load import Dataset
 from backprop_lab.errors import BackpropLabError, Interrupted
-from backprop_lab.experiments.run import identity, record
+from backprop_lab.experiments.run import identity, inputs, record
 from backprop_lab.experiments.run.artifacts import write_artifacts, write_model, write_provenance
 from backprop_lab.experiments.run.record import JobOutcome
 from backprop_lab.experiments.run.report import (
@@ -39,9 +39,9 @@ from backprop_lab.experiments.run.scoring import score_cells
 from backprop_lab.nn import diagnostics
 from backprop_lab.pipeline import crossval, stages
 from backprop_lab.pipeline.compose import to_config
-from backprop_lab.pipeline.config import Config, hidden_layers
+from backprop_lab.pipeline.config import Config, hidden_layers, scored_on_cells
 from backprop_lab.plots.run_plots import gradient_flow
-from backprop_lab.tracking import provenance
+from backprop_lab.tracking import provenance, registry
 from backprop_lab.tracking.liveness import Heartbeat, mark_stale
 from backprop_lab.tracking.store import MetricBuffer, Run, Store, resolve_uri
 
@@ -88,6 +88,9 @@ def run_job(cfg: DictConfig, overrides: list[str], hydra_dir: Path | None,
     store = Store(resolve_uri(config.tracking.uri), str(config.tracking.experiment),
                   sweep.get("experiment_id", ""))
     mark_stale(store.client, [store.experiment_id], config.tracking.stale_after)
+    register = None if sweep else config.tracking.register  # a sweep registers its best job's
+    if register:
+        registry.check(store.client, store.uri, register)
     git = provenance.git_state()
     resolved = OmegaConf.to_container(cfg, resolve=True)
     assert isinstance(resolved, dict)
@@ -103,7 +106,7 @@ def run_job(cfg: DictConfig, overrides: list[str], hydra_dir: Path | None,
     run = Run.start(store, name, tags, sweep.get("parent_run_id"))
     try:
         with Heartbeat(run), sigterm_as_interrupt():
-            return tracked_pipeline(cfg, config, run, hydra_dir, ds, git["diff"], name)
+            outcome = tracked_pipeline(cfg, config, run, hydra_dir, ds, git["diff"], name)
     except KeyboardInterrupt as err:
         how = err.signal_name if isinstance(err, Interrupted) else "SIGINT"
         end_run(run, "KILLED", {"interrupted": "true", "stop_reason": f"interrupted by {how}"})
@@ -113,6 +116,11 @@ def run_job(cfg: DictConfig, overrides: list[str], hydra_dir: Path | None,
         if run.unrecorded and not isinstance(err, BackpropLabError):
             raise run.lost(err) from err  # the store went away: say what it never got
         raise
+    if register and outcome.model_uri:  # after the run ended: a failure here keeps it
+        version = registry.register(store.client, register, outcome.model_uri, run.run_id,
+                                    f"run {run.run_id} ({name}): {record.scores_text(outcome)}")
+        say(f"registered model {register!r} version {version} (models:/{register}/{version})")
+    return outcome
 
 
 def end_run(run: Run, status: str, tags: dict[str, str]) -> None:
@@ -148,15 +156,15 @@ def tracked_pipeline(cfg: DictConfig, config: Config, run: Run, hydra_dir: Path 
     run.log_params(record.run_params(resolved, hidden))  # type: ignore[arg-type]
     run.set_tags({"data_fingerprint": ds.fingerprint, "data_source": ds.source,
                   "data_shape": f"{ds.X.shape[0]}x{ds.X.shape[1]}"})
-    cells = (config.eval.cv_folds >= 2 or config.eval.repeats > 1 or config.eval.first_repeat > 0
-             or config.eval.baselines)
-    if cells:
+    if scored_on_cells(config):
+        inputs.log_inputs(run, config, ds, None)
         with tempfile.TemporaryDirectory(prefix="backprop-lab-") as tmp:
             write_provenance(Path(tmp), cfg, git_diff, hydra_dir)
             run.log_artifacts(Path(tmp))
         return score_cells(config, ds, run)
     buffer = MetricBuffer(run)
     setup = stages.set_up(config, ds)
+    inputs.log_inputs(run, config, ds, setup.prepared.split)
     started = time.perf_counter()
     try:
         result = stages.complete(config, setup, [buffer])
@@ -172,6 +180,7 @@ def tracked_pipeline(cfg: DictConfig, config: Config, run: Run, hydra_dir: Path 
     metrics = record.final_metrics(result.evaluation.metrics, patience, history)
     step = record.final_step(patience, first)
     run.log_metrics(metrics, step=step)
+    model_uri: str | None = None
     with tempfile.TemporaryDirectory(prefix="backprop-lab-") as tmp:
         folder = Path(tmp)
         model_npz = write_artifacts(folder, cfg, result, git_diff, hydra_dir,
@@ -217,7 +226,7 @@ def tracked_pipeline(cfg: DictConfig, config: Config, run: Run, hydra_dir: Path 
                    run.store.uri)
     run.end(status)
     return JobOutcome(run.run_id, status, metrics, identity.objective(metrics, status),
-                      result.network)
+                      result.network, model_uri)
 
 
 def save_interrupted(run: Run, buffer: MetricBuffer, cfg: DictConfig, setup: stages.Setup,

@@ -48,6 +48,7 @@ class JobOutcome:
     metrics: dict[str, float]
     objective: float  # what a sweeper minimises (`identity.objective`)
     network: Model | None = None  # the trained network (None for a reused run or CV)
+    model_uri: str | None = None  # the logged model, `models:/<model_id>` (None: none logged)
 
 def with_hidden(cfg: DictConfig, hidden: Sequence[int]) -> DictConfig:
     """A copy of `cfg` whose `model.hidden` is `hidden`, the widths that train."""
@@ -148,3 +149,11 @@ def model_name(run_name: str) -> str:
     name (/ : . % " ') or that a `runs:/` URI would mangle: `lr=0.01,depth=2` ->
     `lr=0_01,depth=2`."""
     return re.sub(r"[^\w=,+\-]", "_", run_name)[:200] or "model"
+
+
+def scores_text(outcome: JobOutcome) -> str:
+    """"val_mse 10.2, test_rmse 3.41, test_r2 0.85": what a registered version's description
+    says of the run that made it."""
+    shown = [f"{k} {outcome.metrics[k]:.4g}" for k in ("val_mse", "test_rmse", "test_r2")
+             if k in outcome.metrics]
+    return ", ".join(shown) or outcome.status.lower()

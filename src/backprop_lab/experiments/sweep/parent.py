@@ -1,11 +1,12 @@
 """A sweep's parent run: created once before any job, ended with a summary of its children.
 
 `SweepRun.start` (in the launching process, before any job): create the store and the
-experiment, create the parent run tagged `sweep_id`, and write `<sweep dir>/sweep.json`, which
-every job reads to become a child of the parent in the same experiment; no job ever creates the
-database or the experiment, so parallel workers cannot race. `finish` tags the parent with a
-summary of its children and a description that compares them (`description`), logs the
-sweep's records and ends it. No Hydra here:
+experiment, create the parent run tagged `sweep_id` with the sweep's config as params (the swept
+keys with their values as a list string, e.g. `train.lr` = `[0.001, 0.01]`), and write
+`<sweep dir>/sweep.json`, which every job reads to become a child of the parent in the same
+experiment; no job ever creates the database or the experiment, so parallel workers cannot
+race. `finish` tags the parent with a summary of its children and a description that compares
+them (`description`), logs the sweep's records and ends it. No Hydra here:
 `pipelines.callbacks.SweepTracking` passes the values it reads from Hydra's config.
 """
 
@@ -19,7 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from backprop_lab.experiments.sweep import assess, description, readback
+from backprop_lab.experiments.sweep import assess, champion, description, readback
+from backprop_lab.pipeline.config import check_register_name
+from backprop_lab.tracking import registry
 from backprop_lab.tracking.liveness import Heartbeat, mark_stale
 from backprop_lab.tracking.store import Run, Store, resolve_uri
 
@@ -45,24 +48,35 @@ class SweepRun:
     preset: str = ""
     swept: list[str] = field(default_factory=list)  # the keys the sweep varies
     table: Any = None  # the jobs ranked with their verdicts, once `finish` has run
+    register: str | None = None  # tracking.register: the registered model the best job joins
+    summary: readback.Summary | None = None  # once `finish` has run
 
     @classmethod
     def start(cls, uri: str | None, experiment: str, sweep_dir: Path, preset: str,
-              swept: list[str], tags: Mapping[str, str], stale_after: float = 300.0) -> SweepRun:
+              swept: list[str], tags: Mapping[str, str], stale_after: float = 300.0,
+              register: str | None = None, params: Mapping[str, str] | None = None
+              ) -> SweepRun:
         uri = resolve_uri(uri)
+        if register is not None:
+            check_register_name(register)
         store = Store(uri, experiment)  # migrations happen here, once
+        if register:  # before any job: a store without a registry trains nothing
+            registry.check(store.client, uri, register)
         mark_stale(store.client, [store.experiment_id], stale_after)  # a dead earlier sweep
         sweep_id = uuid.uuid4().hex
         all_tags = {"sweep_id": sweep_id, "sweep_role": "parent", "sweep_preset": preset,
                     "sweep_dir": str(sweep_dir), "swept": ",".join(swept), **tags}
         parent = Run.start(store, f"sweep-{preset}-{sweep_id[:8]}", all_tags)
+        if params:  # the fixed config and the swept values: the runs table filters sweeps
+            parent.log_params(params)
         sweep_dir.mkdir(parents=True, exist_ok=True)
         marker = {"parent_run_id": parent.run_id, "sweep_id": sweep_id,
                   "experiment_id": store.experiment_id, "swept": swept}
         (sweep_dir / SWEEP_FILE).write_text(json.dumps(marker, indent=2))
         log.info("sweep %s: parent MLflow run %s in experiment %r (%s) at %s", sweep_id,
                  parent.run_id, store.experiment, store.experiment_id, uri)
-        return cls(parent, sweep_id, sweep_dir, Heartbeat(parent).__enter__(), preset, swept)
+        return cls(parent, sweep_id, sweep_dir, Heartbeat(parent).__enter__(), preset, swept,
+                   register=register)
 
     def finish(self, status: str) -> readback.Summary:
         """Tag the parent with its children's summary, log the sweep's records, end it."""
@@ -95,4 +109,16 @@ class SweepRun:
                     parent.client.log_artifact(parent.run_id, str(path))
         finally:
             parent.end(status)
+        self.summary = summary
         return summary
+
+    def register_best(self) -> champion.Outcome:
+        """After `finish`: the best job's model into the registry (`champion`); the outcome is
+        tagged on the parent (`registered_version`, `champion_version`)."""
+        assert self.register and self.summary is not None
+        outcome = champion.register_best(self.parent.client, self.register, self.summary,
+                                         self.table)
+        self.parent.set_tags({"registered_model": self.register,
+                              "registered_version": outcome.version,
+                              "champion_version": outcome.champion})
+        return outcome
