@@ -55,9 +55,10 @@ class TrainConfig:
     divergence_factor: float = 1e3
     progress: bool = False  # a progress bar: drawn by the pipeline through a callback
     stacked: bool = True  # the pipeline trains a job's networks as one stack (false: one by one)
+    report_every: int = 10  # a pruned search: the pipeline scores the job every N epochs
 
 
-PER_NETWORK = ("lr", "weight_decay", "progress", "stacked")  # may differ within a stack
+PER_NETWORK = ("lr", "weight_decay", "progress", "stacked", "report_every")  # may differ
 
 
 @dataclass
@@ -374,9 +375,11 @@ class StackTrainer:
             if s in val:
                 values["val_cost"] = monitored
             values.update(h.diag.get(epoch, {}))
-            if m.callbacks:  # they may look at the network: give it this epoch's weights
+            # a callback with a `due(epoch)` method is called only on the epochs it asks for
+            due = [c for c in m.callbacks if not hasattr(c, "due") or c.due(epoch)]
+            if due:  # they may look at the network: give it this epoch's weights
                 self.stack.get(s, self.nets[m.index])
-            for callback in m.callbacks:
+            for callback in due:
                 callback(epoch, values)
             if cfg.patience is not None and m.since_best > cfg.patience:
                 h.stopped_early, m.live, self.frozen = True, False, True
