@@ -130,6 +130,8 @@ class Assessment:
             tier=[v.tier if v else NO_EVIDENCE for v in by_id],
             unstable=[self.unstable_text(run_id) for run_id in table["run_id"]],
             repeats_to_decide=[v.repeats_to_decide if v else nan for v in by_id])
+        if "status" in table:  # stopped by a search's pruner: not ranked, and not diverged
+            table.loc[table["status"] == "PRUNED", "tier"] = "pruned"
         if table["centre"].notna().any():
             higher = self.metric.endswith("r2")
             table = table.assign(_failed=table["status"] != "FINISHED")

@@ -109,6 +109,8 @@ def compare(cmd: CompareCommand) -> Path:
     text = f"{summary.text()}\n{assessment.text(names)}"
     if tags.get("race_summary"):
         text += f"\n{tags['race_summary']}"
+    if tags.get("search_summary"):  # an Optuna search: best trial, pruned, importances
+        text += "\n" + tags["search_summary"].replace("**", "").replace("`", "")
     if edge:
         text += "\nfrontier: " + ", ".join(f"{k} {v:g}" for k, v in edge.items())
 
@@ -157,7 +159,8 @@ def compare(cmd: CompareCommand) -> Path:
     markdown = description.describe(table, runs, summary, assessment, edge,
                                     parent.info.experiment_id, parent.info.run_id,
                                     tags.get("sweep_preset", ""), compared=cmd.log_artifacts,
-                                    race=tags.get("race_summary", ""))
+                                    race=tags.get("race_summary", ""),
+                                    search=tags.get("search_summary", ""))
     description.record(client, parent.info.run_id, markdown)
     if cmd.log_artifacts:
         client.log_artifacts(parent.info.run_id, str(out), "compare")
