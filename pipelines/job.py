@@ -6,6 +6,7 @@ Kept out of `__main__` so that parallel launchers (joblib, Ray) import it in the
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
@@ -35,6 +36,20 @@ def sweep_parent(multirun: bool) -> dict[str, str]:
     return read_marker(Path(hc.runtime.cwd) / hc.sweep.dir)  # workers start elsewhere
 
 
+def trial_monitor(cfg: DictConfig, multirun: bool) -> Any:
+    """The Optuna trial this job is (`tracking.trial`, set by hydra/sweeper=optuna), reached
+    through the study's storage that <sweep dir>/study.json names; None outside a search."""
+    trial = cfg.tracking.get("trial")
+    if trial is None:
+        return None
+    if not multirun:
+        raise ConfigError("tracking.trial: set by hydra/sweeper=optuna only, in a multirun")
+    from backprop_lab.experiments.sweep.trial import TrialMonitor  # optuna: searches only
+
+    hc = HydraConfig.get()
+    return TrialMonitor(Path(hc.runtime.cwd) / hc.sweep.dir, int(trial))
+
+
 def train_job(cfg: DictConfig) -> JobOutcome:
     """One tracked run; raises `Diverged` outside a multirun. In a multirun, a job that a
     finished run already did (same config_hash) is reused, unless rerun.force."""
@@ -46,7 +61,8 @@ def train_job(cfg: DictConfig) -> JobOutcome:
                               f"sweep=lr_depth preset sets it); this sweep uses {sweeper}")
     quiet = QUIET.set(multirun and not HydraConfig.get().verbose)  # the sweep prints a table
     try:
-        outcome = run_job(cfg, overrides, hydra_dir, sweep_parent(multirun), reuse=multirun)
+        outcome = run_job(cfg, overrides, hydra_dir, sweep_parent(multirun), reuse=multirun,
+                          monitor=trial_monitor(cfg, multirun))
     finally:
         QUIET.reset(quiet)
     if outcome.status == "FAILED" and not multirun:
