@@ -47,7 +47,8 @@ def trial_monitor(cfg: DictConfig, multirun: bool) -> Any:
     from backprop_lab.experiments.sweep.trial import TrialMonitor  # optuna: searches only
 
     hc = HydraConfig.get()
-    return TrialMonitor(Path(hc.runtime.cwd) / hc.sweep.dir, int(trial))
+    stacked = str(hc.launcher.get("_target_", "")).endswith("StackedLauncher")
+    return TrialMonitor(Path(hc.runtime.cwd) / hc.sweep.dir, int(trial), watching=not stacked)
 
 
 def train_job(cfg: DictConfig) -> JobOutcome:

@@ -169,7 +169,7 @@ class OptunaSweeper(Sweeper):
             returns.append(self.run_batch(study, batch, fixed))
         text = search.summary(study)
         parent_id = read_marker(sweep_dir.resolve()).get("parent_run_id")
-        search.record(client, parent_id, sweep_dir, study, text)
+        search.record(client, parent_id, sweep_dir, study, text, studies.shown_url(url))
         log.info("%s", text)
         if lock is not None:
             lock.release()  # the study is free for the next sweep

@@ -115,8 +115,11 @@ def results(study: optuna.Study) -> dict[str, Any]:
 
 
 def record(client: Any, parent_run_id: str | None, sweep_dir: Path, study: optuna.Study,
-           text: str) -> None:
-    """Write optimization_results.yaml and tag the parent with the summary."""
+           text: str, storage: str) -> None:
+    """Write optimization_results.yaml; tag the parent with the summary, the study's name and
+    its storage (`storage`: the URL as it may be shown, without a password)."""
     (sweep_dir / RESULTS_FILE).write_text(json.dumps(results(study), indent=2, default=str))
     if parent_run_id:
         client.set_tag(parent_run_id, SUMMARY_TAG, text[:7900])
+        client.set_tag(parent_run_id, "study_name", study.study_name)
+        client.set_tag(parent_run_id, "study_storage", storage)

@@ -21,9 +21,13 @@ from backprop_lab.experiments.sweep.resume import PRUNED_ATTR, RUN_ATTR
 
 
 class TrialMonitor:
-    """Trial `number` of the study `sweep_dir`/study.json names."""
+    """Trial `number` of the study `sweep_dir`/study.json names; `watching` false: the job
+    only records its run (trials trained as one stack by hydra/launcher=stacked report no
+    scores: the stack's workers may replay their epochs after training, with the final
+    weights)."""
 
-    def __init__(self, sweep_dir: Path, number: int) -> None:
+    def __init__(self, sweep_dir: Path, number: int, watching: bool = True) -> None:
+        self.watching = watching
         pointer = studies.read_pointer(sweep_dir)
         storage = studies.open_storage(str(pointer["storage"]))
         pruner = studies.make_pruner(str(pointer["pruner"]), int(pointer["epochs"]),
