@@ -190,6 +190,7 @@ class OptunaSweeper(Sweeper):
             for t in batch:
                 resume.kill(study, t._trial_id, "the sweep was interrupted while it ran")
             raise
+        errors: list[Exception] = []
         for trial, result in zip(batch, results):
             attrs = study._storage.get_trial(trial._trial_id).user_attrs
             if resume.PRUNED_ATTR in attrs:
@@ -197,13 +198,16 @@ class OptunaSweeper(Sweeper):
                 continue
             try:
                 value = float(result.return_value)  # a job's error raises here
-            except Exception:
+            except Exception as err:
                 tell(study, trial, state=TrialState.FAIL)
-                raise
+                errors.append(err)
+                continue
             if math.isfinite(value):
                 tell(study, trial, value)
             else:  # diverged: a failed trial, not a value of infinity
                 tell(study, trial, state=TrialState.FAIL)
+        if errors:  # every trial of the batch is told first; then the search stops
+            raise errors[0]
         return results
 
 

@@ -111,7 +111,16 @@ def results(study: optuna.Study) -> dict[str, Any]:
                    for t in study.get_trials(deepcopy=False, states=(TrialState.PRUNED,))],
         "importances": importances(study),
         "history": [{"trial": n, "best": v} for n, v in history(study)],
+        "trials": [{"number": t.number, "state": t.state.name.lower(), "params": t.params,
+                    "value": t.value if t.value is not None else last_report(t)}
+                   for t in study.get_trials(deepcopy=False)],
     }
+
+
+def last_report(trial: Any) -> float | None:
+    """A trial's last reported score (a pruned trial's), None without one."""
+    steps = trial.intermediate_values
+    return float(steps[max(steps)]) if steps else None
 
 
 def record(client: Any, parent_run_id: str | None, sweep_dir: Path, study: optuna.Study,
