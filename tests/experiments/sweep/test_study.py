@@ -105,7 +105,7 @@ def test_the_summary_names_the_best_the_pruned_and_the_importances(tmp_path: Pat
     s._storage.set_trial_user_attr(pruned._trial_id, resume.PRUNED_ATTR, 9)
     s.tell(pruned, state=TrialState.PRUNED)
     text = search.summary(s)
-    assert "5 complete, 1 pruned" in text and "Pruned (not ranked): 5 at epoch 9" in text
+    assert "5 complete, 1 pruned" in text and "Pruned (not ranked): #5 at epoch 9" in text
     assert "Parameter importances (Optuna): " in text
     history = search.history(s)
     assert all(b <= a for (_, a), (_, b) in zip(history, history[1:]))

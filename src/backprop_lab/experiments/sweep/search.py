@@ -77,7 +77,7 @@ def summary(study: optuna.Study) -> str:
         parts.append(f"Best trial {best.number}: {params}, value {best.value:.4g}.")
     pruned = study.get_trials(deepcopy=False, states=(TrialState.PRUNED,))
     if pruned:
-        listed = "; ".join(f"{t.number} at epoch {t.user_attrs.get(PRUNED_ATTR, '?')}"
+        listed = "; ".join(f"#{t.number} at epoch {t.user_attrs.get(PRUNED_ATTR, '?')}"
                            for t in pruned[:20])
         more = f" and {len(pruned) - 20} more" if len(pruned) > 20 else ""
         parts.append(f"Pruned (not ranked): {listed}{more}.")
