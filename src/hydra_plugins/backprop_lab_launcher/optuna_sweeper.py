@@ -74,10 +74,12 @@ class OptunaSweeper(Sweeper):
     def __init__(self, sampler: str = "tpe", pruner: str = "median",
                  direction: str = "minimize", study_name: str | None = None,
                  storage: str | None = None, n_trials: int = 20, n_jobs: int = 1,
-                 seed: int | None = None, params: dict[str, str] | None = None) -> None:
+                 seed: int | None = None, n_startup_trials: int = 10,
+                 params: dict[str, str] | None = None) -> None:
         self.sampler, self.pruner, self.direction = str(sampler), str(pruner), str(direction)
         self.study_name, self.storage = study_name, storage
         self.n_trials, self.n_jobs, self.seed = n_trials, n_jobs, seed
+        self.n_startup_trials = n_startup_trials
         self.params = dict(params or {})
         self.config: DictConfig | None = None
         self.launcher: Any = None
@@ -136,7 +138,8 @@ class OptunaSweeper(Sweeper):
         space, fixed = self.space(arguments)
         studies.make_pruner(self.pruner, 1, 1)  # a bad name fails before anything opens
         seed = int(self.seed if self.seed is not None else cfg.seed)
-        sampler = studies.make_sampler(self.sampler, seed, space)
+        sampler = studies.make_sampler(self.sampler, seed, space,
+                                              self.n_startup_trials)
         n_trials = min(self.n_trials, studies.grid_size(space)) if self.sampler == "grid" \
             else self.n_trials
         epochs, every = int(cfg.train.epochs), int(cfg.train.report_every)
@@ -153,7 +156,8 @@ class OptunaSweeper(Sweeper):
         before = len(study.get_trials(deepcopy=False))
         if before:  # a resumed study: do not replay the start-up trials it already has
             seed = studies.sampler_seed(seed, before)
-            study.sampler = studies.make_sampler(self.sampler, seed, space)
+            study.sampler = studies.make_sampler(self.sampler, seed, space,
+                                                 self.n_startup_trials)
         sweep_dir = Path(str(cfg.hydra.sweep.dir))
         studies.write_pointer(sweep_dir, url, name, self.pruner, epochs, every)
         OmegaConf.save(cfg, sweep_dir / "multirun.yaml")

@@ -79,12 +79,17 @@ def engine_options(url: str) -> dict[str, Any]:
     return {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
 
 
-def make_sampler(name: str, seed: int, space: Mapping[str, BaseDistribution]
-                 ) -> optuna.samplers.BaseSampler:
-    """tpe (Optuna 5's multivariate TPE with the constant liar), random, or grid (every
-    combination of `choice(...)`/`range(...)` values, in a seeded order)."""
+def make_sampler(name: str, seed: int, space: Mapping[str, BaseDistribution],
+                 n_startup_trials: int = 10) -> optuna.samplers.BaseSampler:
+    """tpe (Optuna 5's multivariate TPE with the constant liar, after `n_startup_trials`
+    random ones), random, or grid (every combination of `choice(...)`/`range(...)` values, in
+    a seeded order)."""
     if name == "tpe":
-        return optuna.samplers.TPESampler(seed=seed, multivariate=True, constant_liar=True)
+        if n_startup_trials < 1:
+            raise ConfigError(f"hydra.sweeper.n_startup_trials: must be >= 1, got "
+                              f"{n_startup_trials}")
+        return optuna.samplers.TPESampler(seed=seed, multivariate=True, constant_liar=True,
+                                          n_startup_trials=n_startup_trials)
     if name == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     if name == "grid":
