@@ -48,3 +48,30 @@ def test_a_report_that_raises_stops_training(compose_config) -> None:
 def test_report_every_is_checked(compose_config) -> None:
     with pytest.raises(ConfigError, match="train.report_every"):
         to_config(compose_config(["train.report_every=0"]))
+
+
+def test_a_stopped_network_leaves_the_stack_and_the_others_keep_their_bits() -> None:
+    from backprop_lab.nn.network import Network
+    from backprop_lab.nn.training import StopNetwork, TrainConfig, TrainData, train_many
+
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(40, 3)), rng.normal(size=(40, 1))
+    cfg = TrainConfig(optimizer="adam", lr=0.01, epochs=6, batch_size=8)
+
+    def nets() -> list[Network]:
+        return [Network.create([3, 4, 1], np.random.default_rng(k)) for k in range(3)]
+
+    def stop(epoch: int, values: dict[str, float]) -> None:
+        if epoch == 2:
+            raise StopNetwork
+
+    alone, stacked = nets(), nets()
+    data = [TrainData(X, y)] * 3
+    plain = train_many(alone, data, cfg, [np.random.default_rng(9 + k) for k in range(3)])
+    found = train_many(stacked, data, cfg, [np.random.default_rng(9 + k) for k in range(3)],
+                       {1: [stop]})
+    assert found[1].stopped and found[1].epochs_run == 3 and "pruned" in found[1].stop_reason
+    for k in (0, 2):
+        assert found[k].train_cost == plain[k].train_cost
+        for a, b in zip(stacked[k].weights, alone[k].weights):
+            assert np.array_equal(a, b)

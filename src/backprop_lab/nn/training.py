@@ -37,6 +37,12 @@ Array = np.ndarray
 EpochCallback = Callable[[int, dict[str, float]], None]
 
 
+class StopNetwork(Exception):
+    """Raised by an epoch callback to stop its network now (a search pruned its job): the
+    network is frozen with its weights of that epoch and its history says `stopped`; the
+    other networks of the stack train on, their bits unchanged."""
+
+
 @dataclass
 class TrainConfig:
     """How to train; `batch_size=None` means full batch, `patience=None` no early stopping."""
@@ -73,6 +79,7 @@ class History:
     diverged_epoch: int | None = None
     last_finite_cost: float | None = None
     stopped_early: bool = False
+    stopped: bool = False  # stopped by a callback (StopNetwork)
     diag: dict[int, Record] = field(default_factory=dict)  # epoch -> gradient-flow record
 
     @property
@@ -86,6 +93,8 @@ class History:
             return f"diverged at epoch {self.diverged_epoch} (last finite cost {last})"
         if self.stopped_early:
             return f"early stopping: best epoch {self.best_epoch}"
+        if self.stopped:
+            return f"stopped after epoch {self.epochs_run - 1} (pruned)"
         return "completed"
 
 
@@ -379,8 +388,12 @@ class StackTrainer:
             due = [c for c in m.callbacks if not hasattr(c, "due") or c.due(epoch)]
             if due:  # they may look at the network: give it this epoch's weights
                 self.stack.get(s, self.nets[m.index])
-            for callback in due:
-                callback(epoch, values)
+            try:
+                for callback in due:
+                    callback(epoch, values)
+            except StopNetwork:
+                h.stopped, m.live, self.frozen = True, False, True
+                continue
             if cfg.patience is not None and m.since_best > cfg.patience:
                 h.stopped_early, m.live, self.frozen = True, False, True
 

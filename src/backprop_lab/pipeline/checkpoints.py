@@ -15,6 +15,11 @@ report epochs, so the loop hands over weights only then). An epoch is scored onc
 has reported it: a network that diverged stops reporting, and the job (failed anyway) is then
 no longer scored. Networks trained one by one (`train.stacked=false`) reach an epoch one after
 another, so the score of an epoch comes only when the last one does.
+
+When `report` raises, the job's networks leave the stack (`nn.training.StopNetwork`: each at
+its next epoch end, so the other jobs trained in the same stack by `hydra/launcher=stacked`
+train on, bit for bit as before), and `fit_many` raises the report's error once training
+returns.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ import numpy as np
 
 from backprop_lab.nn.ensemble import members
 from backprop_lab.nn.network import Network
+from backprop_lab.nn.training import StopNetwork
 
 Report = Callable[[int, float], None]
 
@@ -47,15 +53,18 @@ class Watch:
             self.groups.append(list(range(first, len(self.targets))))
         self.outputs: dict[int, dict[int, np.ndarray]] = {}  # epoch -> network -> prediction
         self.values: dict[int, float] = {}  # epoch -> the score reported
+        self.stopped: Exception | None = None  # what `report` raised: the job stops
 
     def callbacks(self, nets: Sequence[Network]) -> dict[int, Callable[..., None]]:
         """Network index -> its epoch callback (the index as in the job's plan)."""
         return {k: Checkpoint(self, k, net) for k, net in enumerate(nets)}
 
     def due(self, epoch: int) -> bool:
-        return (epoch + 1) % self.every == 0
+        return self.stopped is not None or (epoch + 1) % self.every == 0
 
     def observe(self, k: int, epoch: int, net: Network) -> None:
+        if self.stopped is not None:
+            raise StopNetwork
         X = self.targets[k][0]
         found = self.outputs.setdefault(epoch, {})
         found[k] = net.predict(X) if len(X) else np.empty((0, 1))
@@ -63,7 +72,11 @@ class Watch:
             del self.outputs[epoch]
             value = self.score(found)
             self.values[epoch] = value
-            self.report(epoch, value)
+            try:
+                self.report(epoch, value)
+            except Exception as err:
+                self.stopped = err
+                raise StopNetwork from err
 
     def score(self, outputs: dict[int, np.ndarray]) -> float:
         """The mean over set-ups of the ensemble's MSE in original units."""

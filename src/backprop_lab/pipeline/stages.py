@@ -188,6 +188,7 @@ def fit_many(
             plan.rngs.append(member_rng)
     bars = progress_bar(cfg.epochs, "train", cfg.progress)
     plan.callbacks[0] = [*callbacks, *bars]
+    watch = None
     if report is not None:
         watch = Watch([(model, prepared) for model, prepared, _ in jobs], cfg.report_every, report)
         for k, checkpoint in watch.callbacks(plan.nets).items():
@@ -197,6 +198,8 @@ def fit_many(
     finally:
         for b in bars:
             b.close()
+    if watch is not None and watch.stopped is not None:
+        raise watch.stopped  # the report stopped the job (a search pruned it)
     grouped, i = [], 0
     for model, _, _ in jobs:
         grouped.append(histories[i : i + len(members(model))])

@@ -8,7 +8,8 @@ The search space is `hydra.sweeper.params` plus sweep overrides on the command l
 syntax of hydra-optuna-sweeper, parsed by Hydra's override parser: `interval(a, b)` (float, or
 int when both ends are), `tag(log, interval(a, b))`, `int(interval(a, b))`, `choice(...)` and
 `range(...)`; a plain value is fixed for every trial. Trials are asked `n_jobs` at a time and
-launched as one batch through the chosen launcher; each job gets its trial's number as
+launched as one batch through the chosen launcher (with hydra/launcher=stacked they train as
+one stack, which a pruned trial leaves); each job gets its trial's number as
 `tracking.trial` and reaches the study through its storage (experiments.sweep.trial), where it
 reports its score every `train.report_every` epochs and may be pruned. The study, its storage,
 resuming a killed search and what is refused: experiments.sweep.study and .resume.
@@ -121,10 +122,13 @@ class OptunaSweeper(Sweeper):
             if not isinstance(value, int) or value < 1:
                 raise ConfigError(f"hydra.sweeper.{key}: must be an integer >= 1, got {value!r}")
         launcher = str(OmegaConf.select(self.config, "hydra.launcher._target_"))
-        if launcher.endswith("StackedLauncher") and self.pruner != "none":
-            raise ConfigError("hydra.sweeper.pruner: pruning trials that train as one stack "
-                              "(hydra/launcher=stacked) is not supported yet; use "
-                              "hydra.sweeper.pruner=none or another launcher")
+        backend = OmegaConf.select(self.config, "hydra.launcher.backend")
+        if launcher.endswith("StackedLauncher") and backend == "processes" and \
+                self.pruner != "none":
+            raise ConfigError("hydra.sweeper.pruner: trials stacked in forked processes "
+                              "(hydra.launcher.backend=processes) report their epochs only "
+                              "once trained, too late to prune; use the threads backend (the "
+                              "default) or hydra.sweeper.pruner=none")
 
     def sweep(self, arguments: list[str]) -> Any:
         from backprop_lab.experiments.sweep import resume, search

@@ -21,8 +21,7 @@ from tests.commands.test_errors import assert_one_error_line
 from tests.conftest import run_cli
 
 pytestmark = pytest.mark.slow
-TINY = ["sweep=optuna", "hydra.sweeper.n_jobs=1", "train.epochs=4", "train.report_every=2",
-        "model.ensemble=1"]
+TINY = ["sweep=optuna", "train.epochs=4", "train.report_every=2", "model.ensemble=1"]
 SPACE = {"model.depth": IntDistribution(0, 3), "train.lr": FloatDistribution(1e-4, 1, log=True)}
 
 
@@ -54,7 +53,8 @@ def load(tmp: Path) -> optuna.Study:
 
 def test_a_killed_search_resumes_to_n_trials(template_db: Path, tmp_path: Path) -> None:
     uri = store(tmp_path, template_db)
-    first = search_cli(tmp_path, uri, "a", "hydra.sweeper.n_trials=2", "hydra.sweeper.pruner=none")
+    first = search_cli(tmp_path, uri, "a", "hydra.sweeper.n_trials=2", "hydra.sweeper.n_jobs=1",
+                       "hydra.sweeper.pruner=none")
     assert first.returncode == 0, first.stderr[-3000:]
     assert (tmp_path / "store" / "optuna.db").is_file()  # beside mlflow.db
     client = MlflowClient(uri)
@@ -67,7 +67,8 @@ def test_a_killed_search_resumes_to_n_trials(template_db: Path, tmp_path: Path) 
     run = client.create_run(eid, run_name="killed trial")
     left._storage.set_trial_user_attr(orphan._trial_id, resume.RUN_ATTR, run.info.run_id)
 
-    again = search_cli(tmp_path, uri, "b", "hydra.sweeper.n_trials=4", "hydra.sweeper.pruner=none")
+    again = search_cli(tmp_path, uri, "b", "hydra.sweeper.n_trials=4", "hydra.sweeper.n_jobs=1",
+                       "hydra.sweeper.pruner=none")
     assert again.returncode == 0, again.stderr[-3000:]
     trials = load(tmp_path).get_trials()
     killed = trials[orphan.number]
@@ -83,12 +84,16 @@ def test_a_killed_search_resumes_to_n_trials(template_db: Path, tmp_path: Path) 
     assert {t.user_attrs[resume.RUN_ATTR] for t in trials if t.number < 2} == done
 
 
-def test_a_pruned_trial_is_a_pruned_child_listed_apart(template_db: Path,
+@pytest.mark.parametrize("launcher", [
+    ["hydra.sweeper.n_jobs=1"],  # one trial after the other
+    ["hydra.sweeper.n_jobs=2", "hydra/launcher=stacked"],  # both in one stack: one leaves it
+])
+def test_a_pruned_trial_is_a_pruned_child_listed_apart(launcher: list[str], template_db: Path,
                                                        tmp_path: Path) -> None:
     uri = store(tmp_path, template_db)
     # the grid (seed 1) asks the good lr first, then one far too small: successive
     # halving stops it at its first rung
-    out = search_cli(tmp_path, uri, "p", "hydra.sweeper.sampler=grid", "model.depth=1",
+    out = search_cli(tmp_path, uri, "p", *launcher, "hydra.sweeper.sampler=grid", "model.depth=1",
                      "train.lr=choice(0.03,0.00001)", "hydra.sweeper.pruner=successive_halving",
                      "train.epochs=6", "hydra.sweeper.study_name=pruning", "hydra.sweeper.seed=1")
     assert out.returncode == 0, out.stderr[-3000:]
@@ -122,6 +127,7 @@ def test_a_pruned_trial_is_a_pruned_child_listed_apart(template_db: Path,
     (["model.nokey=interval(0,1)"], ["model.nokey", "no such key"]),
     (["hydra.sweeper.storage=nosuchdb://x/y"], ["hydra.sweeper.storage", "nosuchdb"]),
     (["hydra.sweeper.sampler=grid"], ["grid", "train.lr"]),  # a log interval has no grid
+    (["hydra/launcher=stacked", "hydra.launcher.backend=processes"], ["too late to prune"]),
 ])
 def test_bad_search_input_is_one_error_line(args: list[str], needles: list[str],
                                             template_db: Path, tmp_path: Path) -> None:

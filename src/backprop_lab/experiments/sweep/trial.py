@@ -22,8 +22,8 @@ from backprop_lab.experiments.sweep.resume import PRUNED_ATTR, RUN_ATTR
 
 class TrialMonitor:
     """Trial `number` of the study `sweep_dir`/study.json names; `watching` false: the job
-    only records its run (trials trained as one stack by hydra/launcher=stacked report no
-    scores: the stack's workers may replay their epochs after training, with the final
+    only records its run (trials stacked in forked processes, `hydra.launcher.backend=
+    processes`, report no scores: their epochs are replayed after training, with the final
     weights)."""
 
     def __init__(self, sweep_dir: Path, number: int, watching: bool = True) -> None:
