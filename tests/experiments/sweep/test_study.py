@@ -82,6 +82,11 @@ def test_killed_trials_are_failed_retried_and_not_counted(tmp_path: Path) -> Non
     retry = s.ask(SPACE)
     assert retry.params == orphan.params
     assert retry.user_attrs[resume.RETRY_ATTR] == orphan.number
+    s.tell(retry, 1.5)
+    assert resume.revive(s, client=None, exclusive=True, stale_after=300) == []  # retried once
+    interrupted = s.ask(SPACE)  # a sweep interrupted by Ctrl-C fails its own trials
+    resume.kill(s, interrupted._trial_id, "the sweep was interrupted while it ran")
+    assert resume.revive(s, client=None, exclusive=True, stale_after=300) == [interrupted.number]
 
 
 def test_without_the_lock_a_trial_is_dead_only_when_stale(tmp_path: Path) -> None:

@@ -72,9 +72,9 @@ def dead(trial: FrozenTrial, client: Any, exclusive: bool, stale_after: float) -
 
 
 def revive(study: optuna.Study, client: Any, exclusive: bool, stale_after: float) -> list[int]:
-    """Fail the study's dead RUNNING trials, mark their runs KILLED, ask their parameters
-    again; returns their numbers."""
-    found = []
+    """Fail the study's dead RUNNING trials and mark their runs KILLED; ask the parameters of
+    every killed trial not yet retried again (also those an interrupted sweep failed itself);
+    returns the numbers of the trials retried."""
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         if not dead(trial, client, exclusive, stale_after):
             continue
@@ -84,8 +84,14 @@ def revive(study: optuna.Study, client: Any, exclusive: bool, stale_after: float
         run_id = trial.user_attrs.get(RUN_ATTR)
         if run_id is not None:
             mark_killed(client, run_id, reason)
-        study.enqueue_trial(trial.params, user_attrs={RETRY_ATTR: trial.number})
-        found.append(trial.number)
+    trials = study.get_trials(deepcopy=False)
+    retried = {t.user_attrs.get(RETRY_ATTR) for t in trials}
+    found = []
+    for trial in trials:
+        if trial.state == TrialState.FAIL and trial.user_attrs.get(KILLED_ATTR) and \
+                trial.number not in retried:
+            study.enqueue_trial(trial.params, user_attrs={RETRY_ATTR: trial.number})
+            found.append(trial.number)
     if found:
         log.warning("study %s: trials %s of a search that died marked FAIL (their runs "
                     "KILLED) and asked again", study.study_name, found)
