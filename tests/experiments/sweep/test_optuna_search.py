@@ -118,6 +118,7 @@ def test_a_pruned_trial_is_a_pruned_child_listed_apart(launcher: list[str], temp
     assert compared.returncode == 0, compared.stderr[-2000:]
     rows = [line.split() for line in compared.stdout.splitlines() if line[:1].isdigit()]
     assert rows[0][2] != "pruned" and rows[1][2] == "pruned"  # ranked: only the finished one
+    assert rows[1][-1] == "pruned" and "diverged" not in compared.stdout
     assert (tmp_path / "p" / "compare" / "optimization_history.png").is_file()
 
 
