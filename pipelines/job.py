@@ -36,6 +36,22 @@ def sweep_parent(multirun: bool) -> dict[str, Any]:
     return read_marker(Path(hc.runtime.cwd) / hc.sweep.dir)  # workers start elsewhere
 
 
+def trial_monitor(cfg: DictConfig, multirun: bool) -> Any:
+    """The Optuna trial this job is (`tracking.trial`, set by hydra/sweeper=optuna), reached
+    through the study's storage that <sweep dir>/study.json names; None outside a search."""
+    trial = cfg.tracking.get("trial")
+    if trial is None:
+        return None
+    if not multirun:
+        raise ConfigError("tracking.trial: set by hydra/sweeper=optuna only, in a multirun")
+    from backprop_lab.experiments.sweep.trial import TrialMonitor  # optuna: searches only
+
+    hc = HydraConfig.get()
+    forked = (str(hc.launcher.get("_target_", "")).endswith("StackedLauncher")
+              and hc.launcher.get("backend") == "processes")  # epochs replayed once trained
+    return TrialMonitor(Path(hc.runtime.cwd) / hc.sweep.dir, int(trial), watching=not forked)
+
+
 def train_job(cfg: DictConfig) -> JobOutcome:
     """One tracked run; raises `Diverged` outside a multirun. In a multirun, a job that a
     finished run already did (same config_hash) is reused, unless rerun.force."""
@@ -51,7 +67,8 @@ def train_job(cfg: DictConfig) -> JobOutcome:
         raise kind(str(sweep["refused"]))
     quiet = QUIET.set(multirun and not HydraConfig.get().verbose)  # the sweep prints a table
     try:
-        outcome = run_job(cfg, overrides, hydra_dir, sweep, reuse=multirun)
+        outcome = run_job(cfg, overrides, hydra_dir, sweep, reuse=multirun,
+                          monitor=trial_monitor(cfg, multirun))
     finally:
         QUIET.reset(quiet)
     if outcome.status == "FAILED" and not multirun:

@@ -36,9 +36,10 @@ THIRD_PARTY = {  # layer -> the third-party top-level packages it may import (be
     "pipeline": {"numpy", "scipy", "pandas", "sklearn", "omegaconf", "tqdm"},
     "plots": {"numpy", "pandas", "matplotlib", "plotly"},
     "tracking": {"numpy", "pandas", "mlflow", "threadpoolctl", "filelock"},
-    "experiments": {"numpy", "pandas", "scipy", "statsmodels", "mlflow", "omegaconf"},
+    "experiments": {"numpy", "pandas", "scipy", "statsmodels", "mlflow", "omegaconf", "optuna",
+                    "filelock"},  # optuna: the search's study (experiments.sweep)
     "__init__": set(),
-    "pipelines": {"hydra", "omegaconf", "mlflow", "hydra_plugins",
+    "pipelines": {"hydra", "omegaconf", "mlflow", "hydra_plugins", "optuna",
                   "threadpoolctl"},  # a launcher shares the cores out between BLAS and its threads
 }
 HYDRA_ALLOWED = {"backprop_lab.pipeline.compose"}

@@ -40,6 +40,12 @@ EpochCallback = Callable[[int, dict[str, float]], None]
 StackObserver = Callable[[int, int, int], None]
 
 
+class StopNetwork(Exception):
+    """Raised by an epoch callback to stop its network now (a search pruned its job): the
+    network is frozen with its weights of that epoch and its history says `stopped`; the
+    other networks of the stack train on, their bits unchanged."""
+
+
 @dataclass
 class TrainConfig:
     """How to train; `batch_size=None` means full batch, `patience=None` no early stopping."""
@@ -58,9 +64,10 @@ class TrainConfig:
     divergence_factor: float = 1e3
     progress: bool = False  # a progress bar: drawn by the pipeline through a callback
     stacked: bool = True  # the pipeline trains a job's networks as one stack (false: one by one)
+    report_every: int = 10  # a pruned search: the pipeline scores the job every N epochs
 
 
-PER_NETWORK = ("lr", "weight_decay", "progress", "stacked")  # may differ within a stack
+PER_NETWORK = ("lr", "weight_decay", "progress", "stacked", "report_every")  # may differ
 
 
 @dataclass
@@ -75,6 +82,7 @@ class History:
     diverged_epoch: int | None = None
     last_finite_cost: float | None = None
     stopped_early: bool = False
+    stopped: bool = False  # stopped by a callback (StopNetwork)
     diag: dict[int, Record] = field(default_factory=dict)  # epoch -> gradient-flow record
 
     @property
@@ -88,6 +96,8 @@ class History:
             return f"diverged at epoch {self.diverged_epoch} (last finite cost {last})"
         if self.stopped_early:
             return f"early stopping: best epoch {self.best_epoch}"
+        if self.stopped:
+            return f"stopped after epoch {self.epochs_run - 1} (pruned)"
         return "completed"
 
 
@@ -382,10 +392,16 @@ class StackTrainer:
             if s in val:
                 values["val_cost"] = monitored
             values.update(h.diag.get(epoch, {}))
-            if m.callbacks:  # they may look at the network: give it this epoch's weights
+            # a callback with a `due(epoch)` method is called only on the epochs it asks for
+            due = [c for c in m.callbacks if not hasattr(c, "due") or c.due(epoch)]
+            if due:  # they may look at the network: give it this epoch's weights
                 self.stack.get(s, self.nets[m.index])
-            for callback in m.callbacks:
-                callback(epoch, values)
+            try:
+                for callback in due:
+                    callback(epoch, values)
+            except StopNetwork:
+                h.stopped, m.live, self.frozen = True, False, True
+                continue
             if cfg.patience is not None and m.since_best > cfg.patience:
                 h.stopped_early, m.live, self.frozen = True, False, True
 

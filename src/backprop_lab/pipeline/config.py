@@ -98,6 +98,9 @@ class TrackingConfig:
     # a RUNNING run whose heartbeat is older than this many seconds is dead: marked FAILED,
     # stale=true, when a run or sweep starts in its experiment and by pipelines.cleanup
     stale_after: float = 300.0
+    # set by hydra/sweeper=optuna, never by hand: the number of the Optuna trial this job is;
+    # the job reports to it through the study's storage (<sweep dir>/study.json says where)
+    trial: int | None = None
 
 
 @dataclass
@@ -224,6 +227,7 @@ def validate_train(t: TrainConfig, prefix: str = "train.") -> TrainConfig:
     check_rule(f"{prefix}patience", t.patience is None or t.patience >= 0, ">= 0 or null",
                t.patience)
     check_rule(f"{prefix}divergence_factor", t.divergence_factor > 1, "> 1", t.divergence_factor)
+    check_rule(f"{prefix}report_every", t.report_every >= 1, ">= 1", t.report_every)
     return t
 
 

@@ -17,6 +17,7 @@ import pandas as pd
 from backprop_lab.data import splits
 from backprop_lab.data.load import Dataset
 from backprop_lab.pipeline import stages
+from backprop_lab.pipeline.checkpoints import Report
 from backprop_lab.pipeline.config import Config
 from backprop_lab.pipeline.stages import Result
 
@@ -50,10 +51,11 @@ def repeat_seed(seed: int, repeat: int) -> int:
     return int(np.random.SeedSequence([seed, repeat]).generate_state(1)[0])
 
 
-def run_cells(cfg: Config, ds: Dataset) -> list[Cell]:
+def run_cells(cfg: Config, ds: Dataset, report: Report | None = None) -> list[Cell]:
     """Every (repeat, fold) cell: `eval.repeats` x `eval.cv_folds` (x 1 without CV), all of
     their networks trained as one stack; the repeats numbered from `eval.first_repeat` (a
-    racing sweep trains one repeat per round, each the same cells a full run trains)."""
+    racing sweep trains one repeat per round, each the same cells a full run trains).
+    `report`: the cells' mean score every `train.report_every` epochs (pipeline.checkpoints)."""
     keys, setups = [], []
     first = cfg.eval.first_repeat
     for r in range(first, first + cfg.eval.repeats):
@@ -62,7 +64,7 @@ def run_cells(cfg: Config, ds: Dataset) -> list[Cell]:
                        else [stages.set_up(seeded, ds)])
         keys += [(r, k) for k in range(len(cell_setups))]
         setups += cell_setups
-    results = stages.complete_many(cfg, setups)
+    results = stages.complete_many(cfg, setups, report=report)
     return [Cell(r, k, result) for (r, k), result in zip(keys, results)]
 
 

@@ -41,6 +41,8 @@ def serialized(plan: Plan, lock: threading.Lock) -> Plan:
         def call(epoch: int, values: dict[str, float]) -> None:
             with lock:
                 callback(epoch, values)
+        if hasattr(callback, "due"):  # called on the epochs it asks for only (nn.training)
+            call.due = callback.due  # type: ignore[attr-defined]
         return call
 
     return Plan(plan.nets, plan.data, plan.configs, plan.rngs,

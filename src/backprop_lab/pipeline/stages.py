@@ -27,6 +27,7 @@ from backprop_lab.nn.network import Network
 from backprop_lab.nn.training import EpochCallback, History, TrainConfig, TrainData
 from backprop_lab.nn.weights import load_network
 from backprop_lab.pipeline import stacking
+from backprop_lab.pipeline.checkpoints import Report, Watch
 from backprop_lab.pipeline.config import (
     Config,
     DataConfig,
@@ -161,6 +162,7 @@ def fit_many(
     cfg: TrainConfig,
     callbacks: Sequence[EpochCallback] = (),
     diagnostics: Sequence[Diagnostics] | None = None,
+    report: Report | None = None,
 ) -> list[list[History]]:
     """Stage 4 for several (model, split, shuffle stream) at once: every network of every model
     (ensemble members, CV folds, repeats) in one stack (`train.stacked=true`, nn.training's
@@ -171,7 +173,8 @@ def fit_many(
     (bench/README.md), and the other curves are in the returned histories (one list per model,
     one history per member). `diagnostics[j]`, if given, follows member 0 of model j. A diverged
     network is frozen with its best weights; the others train on. Under the `stacked` launcher
-    the plan joins the other jobs' (pipeline.stacking)."""
+    the plan joins the other jobs' (pipeline.stacking). With `report`, the job's score every
+    `train.report_every` epochs goes to it (pipeline.checkpoints; it may raise to stop)."""
     plan = stacking.Plan()
     for j, (model, prepared, rng) in enumerate(jobs):
         if diagnostics is not None:
@@ -185,11 +188,18 @@ def fit_many(
             plan.rngs.append(member_rng)
     bars = progress_bar(cfg.epochs, "train", cfg.progress)
     plan.callbacks[0] = [*callbacks, *bars]
+    watch = None
+    if report is not None:
+        watch = Watch([(model, prepared) for model, prepared, _ in jobs], cfg.report_every, report)
+        for k, checkpoint in watch.callbacks(plan.nets).items():
+            plan.callbacks.setdefault(k, []).append(checkpoint)
     try:
         histories = stacking.train_plan(plan)
     finally:
         for b in bars:
             b.close()
+    if watch is not None and watch.stopped is not None:
+        raise watch.stopped  # the report stopped the job (a search pruned it)
     grouped, i = [], 0
     for model, _, _ in jobs:
         grouped.append(histories[i : i + len(members(model))])
@@ -264,18 +274,21 @@ def prepare(cfg: Config, ds: Dataset, split: splits.Split, init_rng: np.random.G
     return Setup(ds, prepared, network, train_rng)
 
 
-def complete(cfg: Config, setup: Setup, callbacks: Sequence[EpochCallback] = ()) -> Result:
+def complete(cfg: Config, setup: Setup, callbacks: Sequence[EpochCallback] = (),
+             report: Report | None = None) -> Result:
     """Stages 4-5: train the set-up network in place, then evaluate it."""
-    return complete_many(cfg, [setup], callbacks)[0]
+    return complete_many(cfg, [setup], callbacks, report)[0]
 
 
 def complete_many(cfg: Config, setups: Sequence[Setup],
-                  callbacks: Sequence[EpochCallback] = ()) -> list[Result]:
-    """Stages 4-5 for several set-ups of one config (folds, repeats): trained as one stack."""
+                  callbacks: Sequence[EpochCallback] = (),
+                  report: Report | None = None) -> list[Result]:
+    """Stages 4-5 for several set-ups of one config (folds, repeats): trained as one stack;
+    `report` gets their score every `train.report_every` epochs (see `fit_many`)."""
     diagnostics = ([Diagnostics(cfg.diag.every, cfg.diag.saturation) for _ in setups]
                    if cfg.diag.every else None)
     histories = fit_many([(s.network, s.prepared, s.train_rng) for s in setups], cfg.train,
-                         callbacks, diagnostics)
+                         callbacks, diagnostics, report)
     return [Result(s.dataset, s.prepared, s.network, h,
                    evaluate(s.network, s.prepared, s.dataset.target_names))
             for s, h in zip(setups, histories)]

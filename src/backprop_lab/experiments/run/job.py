@@ -25,6 +25,7 @@ from backprop_lab.data.load import Dataset
 from backprop_lab.errors import BackpropLabError, Interrupted
 from backprop_lab.experiments.run import identity, inputs, record
 from backprop_lab.experiments.run.artifacts import write_artifacts, write_model, write_provenance
+from backprop_lab.experiments.run.monitor import Monitor, Pruned, Watched, end_pruned
 from backprop_lab.experiments.run.record import JobOutcome
 from backprop_lab.experiments.run.report import (
     DESCRIPTION,
@@ -76,10 +77,13 @@ def start_tags(config: Config, overrides: list[str], git: dict[str, str]) -> dic
 
 def run_job(cfg: DictConfig, overrides: list[str], hydra_dir: Path | None,
             sweep: dict[str, Any] | None = None, extra_tags: dict[str, str] | None = None,
-            name: str | None = None, reuse: bool = False) -> JobOutcome:
+            name: str | None = None, reuse: bool = False,
+            monitor: Monitor | None = None) -> JobOutcome:
     """Check the inputs, then train and evaluate as one MLflow run. In a sweep (`sweep`, from
     sweep.json), the run is a child of the sweep's parent; with `reuse`, a job that a finished
-    run already did (same config_hash) is not trained again, unless `rerun.force`."""
+    run already did (same config_hash) is not trained again, unless `rerun.force`. A `monitor`
+    (a search's trial) gets the job's score every `train.report_every` epochs and may stop it
+    (experiments.run.monitor: the run then ends pruned)."""
     config = to_config(cfg)
     cfg = record.with_hidden(cfg, hidden_layers(config.model))  # what config.yaml says
     ds = stages.load(config.data)
@@ -104,9 +108,18 @@ def run_job(cfg: DictConfig, overrides: list[str], hydra_dir: Path | None,
         tags["sweep_id"] = sweep["sweep_id"]
     name = name or run_name(config, overrides, sweep.get("swept"))
     run = Run.start(store, name, tags, sweep.get("parent_run_id"))
+    watched = Watched(monitor) if monitor is not None and monitor.watching else None
     try:
         with Heartbeat(run), sigterm_as_interrupt():
-            outcome = tracked_pipeline(cfg, config, run, hydra_dir, ds, git["diff"], name)
+            if monitor is not None:
+                monitor.started(run.run_id)
+            outcome = tracked_pipeline(cfg, config, run, hydra_dir, ds, git["diff"], name,
+                                       watched)
+        if watched is not None:
+            watched.log(run)
+    except Pruned as err:
+        assert watched is not None
+        return end_pruned(run, err, watched)
     except KeyboardInterrupt as err:
         how = err.signal_name if isinstance(err, Interrupted) else "SIGINT"
         end_run(run, "KILLED", {"interrupted": "true", "stop_reason": f"interrupted by {how}"})
@@ -147,10 +160,12 @@ def reused(store: Store, run: Any, sweep: dict[str, Any], overrides: list[str]) 
 
 
 def tracked_pipeline(cfg: DictConfig, config: Config, run: Run, hydra_dir: Path | None,
-                     ds: Dataset, git_diff: str, name: str = "") -> JobOutcome:
+                     ds: Dataset, git_diff: str, name: str = "",
+                     report: Watched | None = None) -> JobOutcome:
     """The stages inside an open run: params, data tags, training with per-epoch metrics in
     batches, final metrics, artifacts, the served model (after the final metrics, so that it
-    links them), the description and the run's end status."""
+    links them), the description and the run's end status. `report` gets the job's score every
+    `train.report_every` epochs (a search's trial; it raises `Pruned` to stop)."""
     hidden = hidden_layers(config.model)
     resolved = OmegaConf.to_container(cfg, resolve=True)
     run.log_params(record.run_params(resolved, hidden))  # type: ignore[arg-type]
@@ -161,14 +176,14 @@ def tracked_pipeline(cfg: DictConfig, config: Config, run: Run, hydra_dir: Path 
         with tempfile.TemporaryDirectory(prefix="backprop-lab-") as tmp:
             write_provenance(Path(tmp), cfg, git_diff, hydra_dir)
             run.log_artifacts(Path(tmp))
-        return score_cells(config, ds, run)
+        return score_cells(config, ds, run, report)
     buffer = MetricBuffer(run)
     setup = stages.set_up(config, ds)
     inputs.log_inputs(run, config, ds, setup.prepared.split)
     started = time.perf_counter()
     try:
-        result = stages.complete(config, setup, [buffer])
-    except KeyboardInterrupt:
+        result = stages.complete(config, setup, [buffer], report)
+    except (KeyboardInterrupt, Pruned):
         save_interrupted(run, buffer, cfg, setup, git_diff, hydra_dir)
         raise
     train_seconds = time.perf_counter() - started

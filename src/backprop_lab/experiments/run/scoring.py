@@ -28,6 +28,7 @@ from backprop_lab.experiments.run.report import (
     target_units,
 )
 from backprop_lab.pipeline import baselines, crossval
+from backprop_lab.pipeline.checkpoints import Report
 from backprop_lab.pipeline.config import Config, hidden_layers
 from backprop_lab.tracking.store import Run
 
@@ -61,12 +62,14 @@ def unstable_text(scores: pd.DataFrame) -> str:
     return f"{len(wild)} of {len(scores)} cells blew up: {named}{more}"
 
 
-def score_cells(config: Config, ds: Dataset, run: Run) -> JobOutcome:
+def score_cells(config: Config, ds: Dataset, run: Run,
+                report: Report | None = None) -> JobOutcome:
     """Every (repeat, fold) cell of the same configuration: scores.csv, each metric's mean, std
     and 95% CI across the cells (`{name}_mean`, ...; `{name}` is the mean, so a job ranks by the
-    same names as a single split) and, for cross-validation, the per-fold and cv_* metrics."""
+    same names as a single split) and, for cross-validation, the per-fold and cv_* metrics.
+    `report` gets the cells' mean score every `train.report_every` epochs."""
     started = time.perf_counter()
-    cells = crossval.run_cells(config, ds)
+    cells = crossval.run_cells(config, ds, report)
     train_seconds = time.perf_counter() - started
     scores = crossval.scores_table(cells)
     ratio = float((scores["n_test"] / scores["n_train"]).mean())  # for test_* and the rest

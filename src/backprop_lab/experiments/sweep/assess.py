@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,7 @@ from backprop_lab.experiments.sweep.readback import ALIASES
 from backprop_lab.experiments.sweep.statistics import NO_EVIDENCE, Cells, Verdict
 
 LR, DEPTH = "train.lr", "depth"
+PRUNED = "pruned"  # the verdict of a job a search's pruner stopped: not ranked, not diverged
 WORDS = {  # what each verdict means, in the summary and the description
     statistics.BEST: "the smallest trimmed geometric mean error",
     statistics.EQUIVALENT: "shown within ±{eq:g}% of the best",
@@ -84,7 +85,7 @@ class Assessment:
 
     @property
     def tested(self) -> bool:
-        return any(v.tier not in (statistics.BEST, statistics.DIVERGED, NO_EVIDENCE)
+        return any(v.tier not in (statistics.BEST, statistics.DIVERGED, NO_EVIDENCE, PRUNED)
                    for v in self.verdicts.values())
 
     @property
@@ -112,7 +113,7 @@ class Assessment:
                     for b in self.baselines if b in self.verdicts]
             table = pd.concat([table, pd.DataFrame(rows)], ignore_index=True)
         by_id = [self.verdicts.get(run_id) for run_id in table["run_id"]]
-        by_id = [v if v is None or v.tier != statistics.DIVERGED else  # no scores: not ranked
+        by_id = [v if v is None or v.tier not in (statistics.DIVERGED, PRUNED) else  # no scores
                  Verdict(v.tier, math.nan, Interval(math.nan, math.nan, math.nan, math.nan, 0))
                  for v in by_id]
         nan = math.nan
@@ -165,7 +166,7 @@ class Assessment:
                 label += f" [{self.unstable_text(run_id)}]"
             groups.setdefault(verdict.tier, []).append(label)
         lines = [self.scale_text() + ":"]
-        for tier in statistics.TIERS:
+        for tier in (*statistics.TIERS, PRUNED):
             if tier in groups:
                 lines.append(f"  {tier}: {'; '.join(groups[tier])}")
         if self.shares:
@@ -218,6 +219,9 @@ def assess(client: Any, runs: Sequence[Any], metric: str, failed: set[str],
     skipped = base.pop(f"{BASELINE}{NOT_RANKED}", None) is not None
     cells.update(base)  # the baselines are judged as jobs, on the same cells
     verdicts = statistics.verdicts(cells, ratio, metric, frozenset(failed), equivalence)
+    for run in runs:  # stopped by a search's pruner: not ranked, as a diverged job, but said
+        if run.data.tags.get("pruned") == "true" and run.info.run_id in verdicts:
+            verdicts[run.info.run_id] = replace(verdicts[run.info.run_id], tier=PRUNED)
     unstable = {run_id: (len(j.wild), len(j.cells)) for run_id, j in found.items()
                 if j.wild and run_id not in failed}
     return Assessment(metric, verdicts, max((len(c) for c in cells.values()), default=0), ratio,

@@ -9,6 +9,7 @@ is given) and writes, into `out` (default: <sweep dir>/compare, else ./sweep-<id
                                cells), a panel per depth
   heatmap_lr_depth.png         the ranking metric over lr x depth: centre [95% CI], verdict
   gradient_flow_l0.png         the first layer's gradient norm of every job (diag.every > 0)
+  optimization_history.png     an Optuna search only: each trial's score and the best so far
   report.html                  interactive (Plotly, offline): parallel coordinates on a log10
                                lr axis, learning curves per depth with quartile bands, the
                                heatmap
@@ -26,9 +27,9 @@ from typing import Any
 import pandas as pd
 
 from backprop_lab.errors import ConfigError
-from backprop_lab.experiments.sweep import assess, console, description, readback
+from backprop_lab.experiments.sweep import assess, console, description, readback, search
 from backprop_lab.pipeline.config import CompareCommand
-from backprop_lab.plots import interactive, sweep_plots
+from backprop_lab.plots import interactive, search_plots, sweep_plots
 from backprop_lab.tracking import ui
 from backprop_lab.tracking.store import open_client, resolve_uri
 
@@ -109,6 +110,8 @@ def compare(cmd: CompareCommand) -> Path:
     text = f"{summary.text()}\n{assessment.text(names)}"
     if tags.get("race_summary"):
         text += f"\n{tags['race_summary']}"
+    if tags.get("search_summary"):  # an Optuna search: best trial, pruned, importances
+        text += "\n" + tags["search_summary"].replace("**", "").replace("`", "")
     if edge:
         text += "\nfrontier: " + ", ".join(f"{k} {v:g}" for k, v in edge.items())
 
@@ -132,6 +135,7 @@ def compare(cmd: CompareCommand) -> Path:
         params = readback.param_columns(runs, swept)
         interactive.sweep_report(jobs, cells, metric, out / "report.html", higher, params,
                                  f"Sweep {sweep_id[:8]}", text)
+        search_history(client, parent.info.run_id, out, metric)
         flow = {r.info.run_id: values for r in runs
                 for _, values in [metric_history(client, r, FLOW_KEY)] if values}
         if flow:
@@ -157,7 +161,8 @@ def compare(cmd: CompareCommand) -> Path:
     markdown = description.describe(table, runs, summary, assessment, edge,
                                     parent.info.experiment_id, parent.info.run_id,
                                     tags.get("sweep_preset", ""), compared=cmd.log_artifacts,
-                                    race=tags.get("race_summary", ""))
+                                    race=tags.get("race_summary", ""),
+                                    search=tags.get("search_summary", ""))
     description.record(client, parent.info.run_id, markdown)
     if cmd.log_artifacts:
         client.log_artifacts(parent.info.run_id, str(out), "compare")
@@ -165,6 +170,18 @@ def compare(cmd: CompareCommand) -> Path:
         print(f"files in {out}" + (" (logged on the parent run under compare/)"
                                    if cmd.log_artifacts else ""))
     return out
+
+
+def search_history(client: Any, parent_run_id: str, out: Path, metric: str) -> None:
+    """An Optuna search's optimization_history.png, from the parent's
+    optimization_results.yaml (experiments.sweep.search); nothing for other sweeps."""
+    if not any(a.path == search.RESULTS_FILE for a in client.list_artifacts(parent_run_id)):
+        return
+    with tempfile.TemporaryDirectory(prefix="backprop-search-") as tmp:
+        found = json.loads(Path(client.download_artifacts(parent_run_id, search.RESULTS_FILE,
+                                                          tmp)).read_text())
+    search_plots.optimization_history(found.get("trials", []),
+                                      out / "optimization_history.png", metric)
 
 
 def as_json(table: pd.DataFrame, summary: readback.Summary, metric: str, text: str,

@@ -142,6 +142,8 @@ def unfinished(table: pd.DataFrame, runs: Sequence[Any], experiment_id: str) -> 
             how += f" at epoch {epoch}" if epoch else (f" in cells {cells}" if cells else "")
             if run_tags.get("last_finite_cost"):
                 how += f" (last finite cost {float(run_tags['last_finite_cost']):.4g})"
+        elif how == "PRUNED":
+            how += f" by the search after epoch {run_tags.get('pruned_epoch', '?')}"
         elif run_tags.get("error"):
             how += f": {run_tags['error'][:160]}"
         lines.append(f"- {_link(job['run_name'], experiment_id, job['run_id'])}: {how}")
@@ -151,10 +153,11 @@ def unfinished(table: pd.DataFrame, runs: Sequence[Any], experiment_id: str) -> 
 def describe(table: pd.DataFrame, runs: Sequence[Any], summary: readback.Summary,
              assessment: Assessment, edge: dict[str, float], experiment_id: str,
              parent_run_id: str, preset: str = "", compared: bool = False,
-             race: str = "") -> str:
+             race: str = "", search: str = "") -> str:
     """The parent's description (see the module docstring); at most `LIMIT` characters: the
     ranked table loses its last rows first, naming how many it left out. `race`: what racing
-    saved (the parent's `race_summary`)."""
+    saved (the parent's `race_summary`); `search`: what an Optuna search found (its
+    `search_summary`: best trial, pruned trials, importances, best value by trial)."""
     metric = summary.metric
     higher = readback.higher_is_better(metric)
     total = sum(summary.counts.values())
@@ -179,6 +182,8 @@ def describe(table: pd.DataFrame, runs: Sequence[Any], summary: readback.Summary
                     f", {value}; best_run_id: [`{summary.best_run_id}`]({link})")
     else:
         head.append("**No job finished**: nothing to rank.")
+    if search:
+        head.append(search)
     status = table["status"] if "status" in table else pd.Series(dtype=str)
     finished = table[status == "FINISHED"]
     ranked_intro = (f"**Finished jobs, ranked by {metric}** ({'higher' if higher else 'lower'}"

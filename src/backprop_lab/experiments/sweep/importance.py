@@ -74,8 +74,10 @@ def _anova(frame: pd.DataFrame, terms: list[str], names: dict[str, str]) -> dict
             label = label.replace(code, key)
         label = {"C(cell)": CELLS, "Residual": NOISE}.get(label, label.replace(":", " × "))
         share = float(row["sum_sq"]) / total
-        if not math.isfinite(share):
-            return {}  # a term the design cannot separate: no shares rather than wrong ones
+        if not math.isfinite(share) or share > 1 + 1e-9:
+            # a term the design cannot separate (e.g. an Optuna search's lr, one value per
+            # job, nests depth): no shares rather than wrong ones
+            return {}
         out[label] = share
     return out
 

@@ -94,18 +94,21 @@ class SweepRun:
             parent.set_tags(summary.tags())
             edge = assess.frontier(table)
             assess.record(parent.client, parent.run_id, children, assessment, edge)
-            race = parent.client.get_run(parent.run_id).data.tags.get("race_summary", "")
+            tags = parent.client.get_run(parent.run_id).data.tags
+            race, search = tags.get("race_summary", ""), tags.get("search_summary", "")
             description.record(parent.client, parent.run_id, description.describe(
                 table, children, summary, assessment, edge, parent.store.experiment_id,
-                parent.run_id, self.preset, race=race))
+                parent.run_id, self.preset, race=race, search=search))
             if race:
                 summary.notes.append(race)
+            if search:  # Markdown for the UI; plain words on the terminal
+                summary.notes.append(search.replace("**", "").replace("`", ""))
             names = {r.info.run_id: str(r.info.run_name) for r in children}
             summary.notes.append(assessment.text(names))
             if summary.best_value is not None:
                 parent.log_metrics({f"sweep_best.{summary.metric}": summary.best_value})
             for path in (self.sweep_dir / n for n in SWEEP_RECORDS):
-                if path.is_file():  # the marker, Hydra's sweep config, Optuna's best trial
+                if path.is_file():  # the marker, Hydra's sweep config, the search's results
                     parent.client.log_artifact(parent.run_id, str(path))
         finally:
             parent.end(status)

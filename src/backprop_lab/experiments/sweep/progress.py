@@ -31,11 +31,12 @@ class Counts:
     finished: int = 0
     diverged: int = 0
     failed: int = 0  # failed for another reason, or killed
+    pruned: int = 0  # stopped by a search's pruner
     networks: int = 0  # networks the finished and diverged jobs trained (cells x members)
 
     @property
     def done(self) -> int:
-        return self.finished + self.diverged + self.failed
+        return self.finished + self.diverged + self.failed + self.pruned
 
 
 def count(runs: list[Any]) -> Counts:
@@ -50,6 +51,8 @@ def count(runs: list[Any]) -> Counts:
             out.finished += 1
         elif tags.get("diverged") == "true":
             out.diverged += 1
+        elif tags.get("pruned") == "true":
+            out.pruned += 1
         else:
             out.failed += 1
         cells = int(tags.get("n_cells", 1) or 1)
@@ -65,7 +68,8 @@ def line(c: Counts, total: int | None, elapsed: float) -> str:
     if total and c.done:
         eta = f" < {clock(elapsed / c.done * max(total - c.done, 0))}"
     return (f"jobs {c.done}{of} ({c.running} running) | {c.networks:,} networks | "
-            f"{c.finished} finished, {c.diverged} diverged, {c.failed} failed | "
+            f"{c.finished} finished, {c.diverged} diverged, {c.failed} failed"
+            f"{f', {c.pruned} pruned' if c.pruned else ''} | "
             f"{clock(elapsed)}{eta}")
 
 

@@ -93,9 +93,12 @@ def reused_by(run: MlflowRun, parent_run_id: str) -> bool:
 
 
 def job_status(run: MlflowRun) -> str:
-    """FINISHED, DIVERGED (FAILED with tag diverged=true), FAILED, KILLED or RUNNING."""
+    """FINISHED, DIVERGED (FAILED with tag diverged=true), PRUNED (FAILED with tag
+    pruned=true: a search's pruner stopped it), FAILED, KILLED or RUNNING."""
     if run.info.status == "FAILED" and run.data.tags.get("diverged") == "true":
         return "DIVERGED"
+    if run.info.status == "FAILED" and run.data.tags.get("pruned") == "true":
+        return "PRUNED"
     return str(run.info.status)
 
 
@@ -246,7 +249,7 @@ def summarize(runs: Sequence[MlflowRun], sweep_id: str = "", metric: str | None 
         summary.counts[status] = summary.counts.get(status, 0) + 1
         if status == "DIVERGED":
             summary.diverged.append(str(run.info.run_name))
-        elif status != "FINISHED":
+        elif status not in ("FINISHED", "PRUNED"):  # pruned: counted, not a failure
             summary.failed.append(f"{run.info.run_name} ({status})")
     table = jobs_table(runs, metric=metric)
     summary.metric = metric_for(list(table.columns), metric)
