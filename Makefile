@@ -21,11 +21,17 @@ $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet uv
 
+# hydra-optuna-sweeper (dropped for our own Optuna 5 sweeper) registers hydra/sweeper=optuna
+# too and breaks sweep=optuna where an older venv still holds it: uninstall it on upgrade
+UNINSTALL_OLD := $(PY) -m uv pip uninstall --quiet --python $(PY) hydra-optuna-sweeper 2>/dev/null || true
+
 $(RUNTIME): pyproject.toml | $(VENV)/bin/python
+	$(UNINSTALL_OLD)
 	$(INSTALL) -e .
 	touch $(RUNTIME)
 
 $(DEV): pyproject.toml | $(VENV)/bin/python
+	$(UNINSTALL_OLD)
 	$(INSTALL) -e '.[dev]'
 	touch $(RUNTIME) $(DEV)
 

@@ -148,6 +148,8 @@ def test_run_names_show_only_the_swept_values(compose_config) -> None:
                  "sweep=lr_depth"]
     assert run_name(config, overrides, ["train.lr", "model.depth"]) == "lr=0.01,depth=2"
     assert run_name(config, overrides[:3]) == "lr=0.01,depth=2,width=16"
+    searched = ["train.lr=0.0056279320474151686", "model.depth=3"]  # a search's trial
+    assert run_name(config, searched, ["train.lr", "model.depth"]) == "lr=0.005628,depth=3"
 
 
 @pytest.mark.parametrize("preset", sorted(p.stem for p in (ROOT / "conf" / "sweep").glob("*.yaml")))

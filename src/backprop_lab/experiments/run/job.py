@@ -51,7 +51,9 @@ log = logging.getLogger(__name__)
 
 def run_name(config: Config, overrides: list[str], swept: list[str] | None = None) -> str:
     """`lr=0.01,depth=2`: the last part of each override's key, and its value; in a sweep only
-    the swept keys (`swept`, from sweep.json)."""
+    the swept keys (`swept`, from sweep.json). A long number (a search's
+    `train.lr=0.0056279320474151686`) is named by 4 significant digits (`lr=0.005628`); the
+    params keep it whole."""
     if config.tracking.run_name:
         return config.tracking.run_name
     short = []
@@ -60,9 +62,17 @@ def run_name(config: Config, overrides: list[str], swept: list[str] | None = Non
         key = key.lstrip("+~")
         if key.startswith(("tracking.", "hydra")) or (swept and key not in swept):
             continue
-        short.append(f"{key.split('.')[-1]}={value}")
+        short.append(f"{key.split('.')[-1]}={short_number(value)}")
     widths = "x".join(str(w) for w in hidden_layers(config.model)) or "no-hidden"
     return ",".join(short)[:200] or f"{config.data.name}-{widths}"
+
+
+def short_number(value: str) -> str:
+    """`value`, or 4 significant digits of it when it is a number of more than 8 characters."""
+    try:
+        return f"{float(value):.4g}" if len(value) > 8 else value
+    except ValueError:
+        return value
 
 
 def start_tags(config: Config, overrides: list[str], git: dict[str, str]) -> dict[str, str]:
