@@ -49,7 +49,16 @@ def test_bad_input_files_exit_2_before_any_run(store_uri: str, tmp_path: Path) -
     (tmp_path / "text.npz").write_text("not a weights file")
     out = run_cli("pipelines.train", f"model.init_from={tmp_path / 'text.npz'}",
                   f"tracking.uri={store_uri}", cwd=tmp_path)
-    assert_one_error_line(out, 2, "text.npz")
+    assert_one_error_line(out, 2, "text.npz", "not an .npz archive")
+    assert "pickle" not in out.stderr  # never advise unsafe loading
+    (tmp_path / "one.csv").write_text("a,b,y\n1,2,3\n")
+    out = run_cli("pipelines.train", "data=csv", f"data.path={tmp_path / 'one.csv'}",
+                  "data.target=y", f"tracking.uri={store_uri}", cwd=tmp_path)
+    assert_one_error_line(out, 2, "one.csv", "1 row")
+    (tmp_path / "semi.csv").write_text("a;b;y\n1;2;3\n4;5;6\n")
+    out = run_cli("pipelines.train", "data=csv", f"data.path={tmp_path / 'semi.csv'}",
+                  "data.target=y", f"tracking.uri={store_uri}", cwd=tmp_path)
+    assert_one_error_line(out, 2, "semi.csv", "separated by semicolons")
     client = MlflowClient(store_uri)
     experiment = client.get_experiment_by_name("backprop-lab")
     assert experiment is None or not client.search_runs([experiment.experiment_id])

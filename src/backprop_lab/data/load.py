@@ -168,7 +168,8 @@ def load_csv(
     for kind, names in (("target", targets), ("drop", drop), ("feature", features or [])):
         missing = [c for c in names if c not in cols]
         if missing:
-            raise DataError(f"{p}: {kind} column(s) {missing} not found; available columns: {cols}")
+            raise DataError(f"{p}: {kind} column(s) {missing} not found; available columns: "
+                            f"{cols}{separator_hint(cols)}")
     if features is None:
         features = [c for c in cols if c not in targets and c not in drop]
     else:
@@ -182,6 +183,17 @@ def load_csv(
     y = _numeric(df, targets, p, skiprows)
     dtypes = {c: str(df[c].dtype) for c in features}
     return _make(X, y, features, targets, str(p), dtypes)
+
+
+def separator_hint(cols: list[str]) -> str:
+    """When a file read as comma-separated has one column holding `;`, tabs or `|`, say so."""
+    if len(cols) != 1:
+        return ""
+    for sep, name in ((";", "semicolons"), ("\t", "tabs"), ("|", "'|'")):
+        if sep in cols[0]:
+            return (f" (the file is separated by {name}, not commas: save it as comma-separated "
+                    "CSV)")
+    return ""
 
 
 def load_boston(path: str | Path, drop_b: bool = False) -> Dataset:

@@ -65,6 +65,9 @@ def load_arrays(path: str | Path) -> dict[str, np.ndarray]:
     path = Path(path)
     if not path.is_file():
         raise WeightsError(f"weights file not found: {path}")
+    if not zipfile.is_zipfile(path):  # numpy's own message would suggest unsafe loading
+        raise WeightsError(f"{path}: not a readable .npz weights file (it is not an .npz "
+                           "archive, the zip of arrays the pipeline saves as model.npz)")
     try:
         with np.load(path, allow_pickle=False) as data:
             return {key: data[key] for key in data.files}

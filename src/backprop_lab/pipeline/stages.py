@@ -94,6 +94,9 @@ def check_fits(cfg: Config, ds: Dataset) -> None:
     """Refuse, before anything runs or is logged, a config the dataset cannot satisfy: a
     constant target (R² undefined, nothing to learn), a split or folds too small to train and
     score on, a `model.init_from` file that does not fit the data or the config's network."""
+    if len(ds.y) < 2:
+        raise DataError(f"{ds.source}: the data has {len(ds.y)} row(s); training, validating "
+                        "and testing need many more")
     constant = [name for name, col in zip(ds.target_names, ds.y.T) if np.ptp(col) == 0]
     if constant:
         raise DataError(f"{ds.source}: target column(s) {constant} are constant "

@@ -48,3 +48,17 @@ def test_the_description_names_the_gradient_flow_flags(store_uri: str) -> None:
     tags = MlflowClient(store_uri).get_run(result.run_id).data.tags
     assert tags["diag.stalled"].startswith("the median layer from epoch")
     assert "Gradient flow: stalled" in tags["mlflow.note.content"]
+
+
+def test_early_stopping_without_validation_rows_says_it_watched_the_training_cost(
+        store_uri: str) -> None:
+    result = backprop_lab.run(["data.val_fraction=0", "train.patience=3", "train.epochs=400",
+                               "model.ensemble=1", "tracking.log_model=false",
+                               f"tracking.uri={store_uri}"])
+    tags = MlflowClient(store_uri).get_run(result.run_id).data.tags
+    assert tags["early_stopping_on"] == "train_cost"
+    assert "no better training cost (no validation rows" in tags["mlflow.note.content"]
+    with_val = backprop_lab.run(["train.patience=3", "train.epochs=50", "model.ensemble=1",
+                                 "tracking.log_model=false", f"tracking.uri={store_uri}"])
+    assert MlflowClient(store_uri).get_run(with_val.run_id).data.tags[
+        "early_stopping_on"] == "val_cost"

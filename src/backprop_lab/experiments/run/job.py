@@ -237,6 +237,8 @@ def tracked_pipeline(cfg: DictConfig, config: Config, run: Run, hydra_dir: Path 
             "seconds_mlflow": f"{run.seconds_in_mlflow:.3f}"}
     if record.best_kept(patience, history):
         tags["best_epoch"] = str(history.best_epoch)
+    if patience is not None:  # what early stopping watched
+        tags["early_stopping_on"] = "val_cost" if history.val_cost else "train_cost"
     run.set_tags(tags)
     if history.diverged:
         run.set_tags({"diverged": "true", "diverged_epoch": str(history.diverged_epoch),
@@ -245,6 +247,8 @@ def tracked_pipeline(cfg: DictConfig, config: Config, run: Run, hydra_dir: Path 
             run.set_tags({"diverged_member": str(result.diverged_member)})
         say(f"\nDIVERGED: {history.stop_reason}. The run is recorded as FAILED with tag "
               "diverged=true; try a smaller train.lr.")
+    if patience is not None and not history.val_cost and not history.diverged:
+        say(f"\nnote: {stopped}")  # early stopping on the training cost: say so
     print_report(result, config.eval.n_examples)
     say(f"\ntraining {train_seconds:.2f} s, MLflow calls {run.seconds_in_mlflow:.2f} s")
     print_run_line(run.run_id, status, run.store.experiment, run.store.experiment_id,

@@ -114,6 +114,14 @@ def final_metrics(scores: Mapping[str, float], patience: int | None,
     return metrics
 
 
+def watched_cost(history: History) -> str:
+    """The cost early stopping watched: the validation rows', or, with none
+    (`data.val_fraction=0`), the training rows' own."""
+    if history.val_cost:
+        return "validation cost"
+    return "training cost (no validation rows: data.val_fraction=0)"
+
+
 def how_it_stopped(patience: int | None, history: History) -> str:
     """How training ended, in full, and which weights the network holds."""
     if history.diverged:
@@ -125,8 +133,8 @@ def how_it_stopped(patience: int | None, history: History) -> str:
             reached = f"; the cost overflowed (logged as {DIVERGED_COST:.0e})"
         return f"{history.stop_reason}{reached}; {kept}"
     if history.stopped_early:
-        return (f"{history.stop_reason} (no better validation cost in the {patience} epochs "
-                f"after it, of {history.epochs_run} run); the weights of epoch "
+        return (f"{history.stop_reason} (no better {watched_cost(history)} in the {patience} "
+                f"epochs after it, of {history.epochs_run} run); the weights of epoch "
                 f"{history.best_epoch} were kept")
     if best_kept(patience, history):
         return (f"completed all {history.epochs_run} epochs; the weights of the best epoch, "
