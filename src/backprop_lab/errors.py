@@ -56,8 +56,14 @@ class Diverged(RunFailed):
     """Training diverged; the run is recorded as FAILED with the epoch and last finite cost."""
 
 
-class TrackingUnavailable(RunFailed):
-    """The tracking server cannot be reached, or it refuses the credentials."""
+class TrackingUnavailable(InputError):
+    """The tracking store cannot be opened before a run starts: a server that cannot be reached
+    or refuses the credentials, a store file that is not one (exit status 2)."""
+
+
+class TrackingLost(RunFailed):
+    """The tracking store stopped answering during a run and did not come back in time; the
+    message says what was not recorded, or where the spooled writes wait (exit status 1)."""
 
 
 class Interrupted(KeyboardInterrupt):

@@ -19,13 +19,14 @@ from backprop_lab.pipeline.config import (
     Config,
     EvaluateCommand,
     RerunCommand,
+    SyncCommand,
     check_tracking,
     validate,
 )
 
 SCHEMAS: dict[str, type] = {"base_config": Config, "compare_schema": CompareCommand,
                             "rerun_schema": RerunCommand, "evaluate_schema": EvaluateCommand,
-                            "cleanup_schema": CleanupCommand}
+                            "cleanup_schema": CleanupCommand, "sync_schema": SyncCommand}
 
 
 def register_schemas() -> None:
@@ -61,5 +62,6 @@ def to_command(cfg: DictConfig, kind: type) -> Any:
     """A command's typed arguments (CompareCommand, RerunCommand, EvaluateCommand)."""
     command = OmegaConf.to_object(cfg)
     assert isinstance(command, kind)
-    check_tracking(vars(command)["tracking"])  # every command has the shared tracking keys
+    if "tracking" in vars(command):  # the shared tracking keys (sync reads each spool's URI)
+        check_tracking(vars(command)["tracking"])
     return command

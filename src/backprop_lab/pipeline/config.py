@@ -98,6 +98,11 @@ class TrackingConfig:
     # a RUNNING run whose heartbeat is older than this many seconds is dead: marked FAILED,
     # stale=true, when a run or sweep starts in its experiment and by pipelines.cleanup
     stale_after: float = 300.0
+    # a tracking server that stops answering mid-run: the run trains on and spools its writes
+    # (in its output folder, mlflow-spool/); at its end it waits this many seconds for the
+    # server, then exits 1 naming the spool (`python -m pipelines.sync` uploads it). A sweep's
+    # job also waits this long for a server that is away when the job starts.
+    spool_wait: float = 60.0
     # set by hydra/sweeper=optuna, never by hand: the number of the Optuna trial this job is;
     # the job reports to it through the study's storage (<sweep dir>/study.json says where)
     trial: int | None = None
@@ -140,6 +145,14 @@ class CleanupCommand:
 
     output: str = "text"  # text for people; json: one JSON document, for scripts
     tracking: TrackingConfig = field(default_factory=lambda: TrackingConfig(experiment=None))
+
+
+@dataclass
+class SyncCommand:
+    """python -m pipelines.sync: upload the writes runs spooled while the server was away."""
+
+    path: str | None = None  # a spool, a run's or sweep's output folder; None: outputs/, multirun/
+    output: str = "text"  # text for people; json: one JSON document, for scripts
 
 
 @dataclass
@@ -191,6 +204,8 @@ def check_tracking(t: TrackingConfig) -> TrackingConfig:
     """The tracking keys every command shares."""
     check_rule("tracking.stale_after", math.isfinite(t.stale_after) and t.stale_after >= 90,
                ">= 90 (three heartbeats of 30 s)", t.stale_after)
+    check_rule("tracking.spool_wait", math.isfinite(t.spool_wait) and t.spool_wait >= 0,
+               "a number of seconds >= 0", t.spool_wait)
     if t.register is not None:
         check_register_name(t.register)
     return t

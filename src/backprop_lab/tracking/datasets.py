@@ -88,8 +88,7 @@ def log_datasets(run: Run, ds: Dataset, parts: Sequence[Part], name: str) -> Non
                                                     InputTag(SHA_TAG, sha256(ds, part))])
               for part in parts if len(part.X)]
     if inputs:
-        run._timed(run.client.log_inputs, run.run_id, inputs,
-                   what="dataset inputs: " + ", ".join(p.context for p in parts))
+        run.log_inputs(inputs, what="dataset inputs: " + ", ".join(p.context for p in parts))
 
 
 def logged_digests(run: Any) -> dict[str, str]:

@@ -22,7 +22,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from backprop_lab.data.load import Dataset
-from backprop_lab.errors import BackpropLabError, Interrupted
+from backprop_lab.errors import BackpropLabError, Interrupted, TrackingLost
 from backprop_lab.experiments.run import identity, inputs, record
 from backprop_lab.experiments.run.artifacts import write_artifacts, write_model, write_provenance
 from backprop_lab.experiments.run.monitor import Monitor, Pruned, Watched, end_pruned
@@ -99,8 +99,9 @@ def run_job(cfg: DictConfig, overrides: list[str], hydra_dir: Path | None,
     ds = stages.load(config.data)
     stages.check_fits(config, ds)
     sweep = sweep or {}
+    wait = config.tracking.spool_wait
     store = Store(resolve_uri(config.tracking.uri), str(config.tracking.experiment),
-                  sweep.get("experiment_id", ""))
+                  sweep.get("experiment_id", ""), wait=wait if sweep else 0.0, spool_wait=wait)
     mark_stale(store.client, [store.experiment_id], config.tracking.stale_after)
     register = None if sweep else config.tracking.register  # a sweep registers its best job's
     if register:
@@ -117,7 +118,7 @@ def run_job(cfg: DictConfig, overrides: list[str], hydra_dir: Path | None,
     if sweep:
         tags["sweep_id"] = sweep["sweep_id"]
     name = name or run_name(config, overrides, sweep.get("swept"))
-    run = Run.start(store, name, tags, sweep.get("parent_run_id"))
+    run = Run.start(store, name, tags, sweep.get("parent_run_id"), output_dir=hydra_dir)
     watched = Watched(monitor) if monitor is not None and monitor.watching else None
     try:
         with Heartbeat(run), sigterm_as_interrupt():
@@ -134,6 +135,8 @@ def run_job(cfg: DictConfig, overrides: list[str], hydra_dir: Path | None,
         how = err.signal_name if isinstance(err, Interrupted) else "SIGINT"
         end_run(run, "KILLED", {"interrupted": "true", "stop_reason": f"interrupted by {how}"})
         raise
+    except TrackingLost:
+        raise  # the run ended; the server did not take it all (the spool is named)
     except Exception as err:
         end_run(run, "FAILED", {"error": f"{type(err).__name__}: {err}"})
         if run.unrecorded and not isinstance(err, BackpropLabError):
@@ -215,7 +218,11 @@ def tracked_pipeline(cfg: DictConfig, config: Config, run: Run, hydra_dir: Path 
         if first.diag:
             gradient_flow(first.diag, folder / "gradient_flow.png", diagnostics.flags(first.diag))
         run.log_artifacts(folder)
-        if config.tracking.log_model and not history.diverged:
+        if config.tracking.log_model and not history.diverged and run.spooling:
+            log.warning("model not logged as an MLflow model: the server is away (the "
+                        "weights are in the spooled artifacts, model.npz)")
+            run.set_tags({"model_not_logged": "the tracking server was away"})
+        elif config.tracking.log_model and not history.diverged:
             from backprop_lab.tracking.served_model import log_pyfunc_model  # mlflow.pyfunc: ~1 s
 
             model_uri = log_pyfunc_model(run, model_npz, ds, result.prepared.split.X_test[:5],

@@ -66,7 +66,8 @@ class SweepRun:
         sweep_id = uuid.uuid4().hex
         all_tags = {"sweep_id": sweep_id, "sweep_role": "parent", "sweep_preset": preset,
                     "sweep_dir": str(sweep_dir), "swept": ",".join(swept), **tags}
-        parent = Run.start(store, f"sweep-{preset}-{sweep_id[:8]}", all_tags)
+        parent = Run.start(store, f"sweep-{preset}-{sweep_id[:8]}", all_tags,
+                           output_dir=sweep_dir)
         if params:  # the fixed config and the swept values: the runs table filters sweeps
             parent.log_params(params)
         sweep_dir.mkdir(parents=True, exist_ok=True)
