@@ -33,13 +33,15 @@ from backprop_lab.pipeline.config import (
     CompareCommand,
     EvaluateCommand,
     RerunCommand,
+    SyncCommand,
 )
 from pipelines.plugins import find_launcher
 
 DOCS = [PROJECT_ROOT / "README.md", *sorted((PROJECT_ROOT / "docs").glob("*.md"))]
 COMMANDS = {"train": ("config", None), "compare": ("compare", CompareCommand),
             "rerun": ("rerun", RerunCommand), "evaluate": ("evaluate", EvaluateCommand),
-            "cleanup": ("cleanup", CleanupCommand), "ui": ("ui", None)}
+            "cleanup": ("cleanup", CleanupCommand), "ui": ("ui", None),
+            "sync": ("sync", SyncCommand)}
 PLACEHOLDER = "0123456789abcdef0123456789abcdef"  # for <id>
 MAX_JOBS = 40
 SHELL_TOOLS = {"cp", "sqlite3", "mlflow"}  # not ours: only named in recovery steps

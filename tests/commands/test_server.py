@@ -160,7 +160,7 @@ def test_joblib_sweep_lands_every_run(server: Server, tmp_path: Path) -> None:
 def test_run_without_credentials_fails_with_401(server: Server, tmp_path: Path) -> None:
     done = train(["tracking=server", f"tracking.uri={server.url}", "train.epochs=3"],
                  cwd=tmp_path, env=server.env(None))
-    assert done.returncode == 1
+    assert done.returncode == 2  # a login a user can fix: bad input
     assert f"error: MLflow tracking server {server.url} refused" in done.stderr
     assert "401" in done.stderr and "MLFLOW_TRACKING_USERNAME" in done.stderr
 

@@ -402,7 +402,7 @@ class Run:
                 f"the MLflow server {self.store.uri} did not come back within "
                 f"tracking.spool_wait={self.store.spool_wait:.0f} s: run {self.run_id} ended "
                 f"{status}, {self.spool.describe()} are spooled in {self.spool.folder}; upload "
-                f"them with `python -m pipelines.sync {self.spool.folder}`")
+                f"them with `python -m pipelines.sync path={self.spool.folder}`")
         log.info("the MLflow server %s is back: run %s's spooled writes are delivered",
                  self.store.uri, self.run_id)
         shutil.rmtree(self.spool.folder, ignore_errors=True)  # nothing left for sync to do

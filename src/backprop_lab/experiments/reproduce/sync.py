@@ -33,13 +33,15 @@ class Synced:
 
 
 def roots(path: str | None) -> list[Path]:
-    """The folders to search: `path`, or the project's outputs/ and multirun/."""
+    """The folders to search: `path`, or outputs/ and multirun/ of the current folder and of the
+    project (Hydra writes a command's output folder under the folder it was started in)."""
     if path is not None:
         folder = Path(path).expanduser()
         if not folder.is_dir():
             raise NotFound(f"path: no such folder {folder}")
         return [folder]
-    return [p for p in (PROJECT_ROOT / "outputs", PROJECT_ROOT / "multirun") if p.is_dir()]
+    found = [base / name for base in (Path.cwd(), PROJECT_ROOT) for name in ("outputs", "multirun")]
+    return list(dict.fromkeys(p.resolve() for p in found if p.is_dir()))
 
 
 def upload(spool: Spool) -> Synced:
@@ -48,7 +50,8 @@ def upload(spool: Spool) -> Synced:
     before = spool.sent
     total = len(spool.ops())
     if before < total:
-        check_server(meta["uri"])
+        if meta["uri"].startswith(("http://", "https://")):
+            check_server(meta["uri"])  # away or refusing: one line, before anything is sent
         left = spool.deliver(open_client(meta["uri"]))
         if left:
             raise TrackingLost(f"the MLflow server {meta['uri']} stopped answering while "
