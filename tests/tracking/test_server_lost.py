@@ -6,10 +6,13 @@ details without processes)."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +21,7 @@ from typing import Any
 import pytest
 from mlflow.tracking import MlflowClient
 
+from tests.conftest import ROOT
 from tests.procs import free_port, stop_group, wait_for
 
 ENV = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"}
@@ -25,17 +29,19 @@ EPOCHS = 6000  # ~20 s of training: long enough to lose the server in the middle
 
 
 class Server:
-    """`mlflow server` on a sqlite file in `folder`, stopped and started again on one port."""
+    """`mlflow server` on a sqlite file in `folder` (or the database `backend`), stopped and
+    started again on one port."""
 
-    def __init__(self, folder: Path):
+    def __init__(self, folder: Path, backend: str | None = None):
         self.folder, self.port = folder, free_port()
+        self.backend = backend or f"sqlite:///{folder / 'server.db'}"
         self.url = f"http://127.0.0.1:{self.port}"
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port",
-             str(self.port), "--backend-store-uri", f"sqlite:///{self.folder / 'server.db'}",
+             str(self.port), "--backend-store-uri", self.backend,
              "--artifacts-destination", str(self.folder / "artifacts"), "--workers", "1"],
             cwd=self.folder, env=ENV, start_new_session=True, stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL)
@@ -166,3 +172,44 @@ def test_a_server_restarted_mid_sweep_loses_no_job(server: Server) -> None:
     assert all(r.info.status == "FINISHED" for r in runs), [r.info.status for r in runs]
     for job in jobs:
         assert points(server, job.info.run_id) == list(range(EPOCHS // 3))
+
+
+def local_postgres(folder: Path) -> Any:
+    """server/mlflow_server.py's own PostgreSQL cluster (the one `make server` runs)."""
+    spec = importlib.util.spec_from_file_location("mlflow_server", ROOT / "server" /
+                                                  "mlflow_server.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.LocalPostgres(folder, free_port())
+
+
+@pytest.mark.slow
+def test_postgresql_restarted_behind_the_server_loses_nothing() -> None:
+    """The server stays up; its database goes away (the server answers 500) and comes back."""
+    if not list(Path("/usr/lib/postgresql").glob("*/bin/initdb")) and not shutil.which("initdb"):
+        pytest.skip("PostgreSQL server binaries are absent (apt-get install postgresql)")
+    folder = Path(tempfile.mkdtemp(prefix="backprop-pg-"))
+    folder.chmod(0o711)  # PostgreSQL runs as `postgres` when we are root: it must get through
+    postgres = local_postgres(folder / "pg")
+    postgres.start()
+    served = Server(folder, backend=postgres.url("mlflow"))
+    try:
+        served.start()
+        run = train(served)
+        wait_for(lambda: any(r.info.status == "RUNNING" for r in served.runs()), 180,
+                 "a RUNNING run")
+        time.sleep(2)
+        postgres.stop()
+        time.sleep(20)  # past MLflow's ~15 s of retries: the run spools
+        postgres.start()
+        out, err = finish(run)
+        assert run.returncode == 0, err[-3000:]
+        assert "trains on; its writes are spooled in" in out + err
+        [logged] = served.runs()
+        assert logged.info.status == "FINISHED"
+        assert points(served, logged.info.run_id) == list(range(EPOCHS))
+    finally:
+        served.stop()
+        postgres.stop()
+        shutil.rmtree(folder, ignore_errors=True)
