@@ -152,11 +152,12 @@ class OptunaSweeper(Sweeper):
         preset = (OmegaConf.select(cfg, "hydra.runtime.choices") or {}).get("sweep") or "cli"
         name = self.study_name or f"{cfg.tracking.experiment}-{preset}"
         storage = studies.open_storage(url)
-        lock = resume.claim(url, name)
+        claim = resume.claim(url, name)
         study = studies.open_study(storage, name, self.direction, space, sampler,
                                    studies.make_pruner(self.pruner, epochs, every))
         client = open_client(uri)
-        resume.revive(study, client, lock is not None, float(cfg.tracking.stale_after))
+        with claim.turn():
+            resume.revive(study, client, claim.exclusive, float(cfg.tracking.stale_after))
         before = len(study.get_trials(deepcopy=False))
         if before:  # a resumed study: do not replay the start-up trials it already has
             seed = studies.sampler_seed(seed, before)
@@ -170,17 +171,23 @@ class OptunaSweeper(Sweeper):
                  n_trials, self.n_jobs)
         returns = []
         while True:
-            done = sum(resume.counted(t) for t in study.get_trials(deepcopy=False))
-            if done >= n_trials:
+            with claim.turn():  # another sweep on this study counts and asks in its turn
+                trials = study.get_trials(deepcopy=False)
+                done = sum(resume.counted(t) for t in trials)
+                others = sum(resume.in_flight(t) for t in trials)  # this sweep has none now
+                wanted = min(self.n_jobs, n_trials - done - others)
+                batch = [study.ask(space) for _ in range(max(wanted, 0))]
+            if not batch:
+                if others:
+                    log.info("study %s: the last %d of %d trials are another sweep's, in "
+                             "flight", name, others, n_trials)
                 break
-            batch = [study.ask(space) for _ in range(min(self.n_jobs, n_trials - done))]
             returns.append(self.run_batch(study, batch, fixed))
         text = search.summary(study)
         parent_id = read_marker(sweep_dir.resolve()).get("parent_run_id")
         search.record(client, parent_id, sweep_dir, study, text, studies.shown_url(url))
         log.info("%s", text)
-        if lock is not None:
-            lock.release()  # the study is free for the next sweep
+        claim.release()
         return returns
 
     def run_batch(self, study: Any, batch: list[Any], fixed: Sequence[str]) -> Any:

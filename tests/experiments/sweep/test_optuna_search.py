@@ -11,7 +11,6 @@ from typing import Any
 
 import optuna
 import pytest
-from filelock import FileLock
 from mlflow.tracking import MlflowClient
 from optuna.distributions import FloatDistribution, IntDistribution
 from optuna.trial import TrialState
@@ -136,7 +135,7 @@ def test_bad_search_input_is_one_error_line(args: list[str], needles: list[str],
     assert_one_error_line(out, 2, *needles)
 
 
-def test_a_study_reused_with_another_space_or_while_running_is_refused(
+def test_a_study_reused_with_another_space_or_direction_is_refused(
     template_db: Path, tmp_path: Path
 ) -> None:
     uri = store(tmp_path, template_db)
@@ -148,6 +147,29 @@ def test_a_study_reused_with_another_space_or_while_running_is_refused(
     assert_one_error_line(other, 2, "another search space", "choose another")
     turned = search_cli(tmp_path, uri, "t", "hydra.sweeper.direction=maximize")
     assert_one_error_line(turned, 2, "another direction")
-    with FileLock(f"{tmp_path / 'store' / 'optuna.db'}.backprop-lab-optuna.lock"):
-        busy = search_cli(tmp_path, uri, "u")
-    assert_one_error_line(busy, 2, "being run by another sweep")
+
+
+def test_two_sweeps_on_one_study_cooperate_to_n_trials(template_db: Path, tmp_path: Path) -> None:
+    """Two processes given the same study run n_trials between them, not n_trials each; the
+    one that started second neither refuses nor takes the first one's trials for dead."""
+    import subprocess
+    import sys
+
+    uri = store(tmp_path, template_db)
+    MlflowClient(uri).search_experiments()
+    args = ["hydra.sweeper.n_trials=6", "hydra.sweeper.n_jobs=1", "hydra.sweeper.pruner=none",
+            "train.epochs=300"]
+    both = [subprocess.Popen([sys.executable, "-m", "pipelines.train", "-m", *TINY, *args,
+                              f"tracking.uri={uri}", f"hydra.sweep.dir={tmp_path / name}"],
+                             cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True) for name in ("a", "b")]
+    outs = [p.communicate(timeout=600) for p in both]
+    for p, (_, err) in zip(both, outs):
+        assert p.returncode == 0, err[-3000:]
+    assert any("joins it" in out + err for out, err in outs)
+    trials = load(tmp_path).get_trials()
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 6
+    assert not any(t.user_attrs.get(resume.KILLED_ATTR) for t in trials)
+    client = MlflowClient(uri)
+    jobs = [len(children(client, tmp_path / name)) for name in ("a", "b")]
+    assert sum(jobs) == 6 and min(jobs) >= 1, jobs

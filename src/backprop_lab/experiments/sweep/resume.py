@@ -4,12 +4,16 @@ A search killed outright (SIGKILL, a lost machine, Ctrl-C on the sweep) leaves i
 flight RUNNING in the study, and their MLflow runs RUNNING or KILLED. When the same command runs
 again (`experiments.sweep.study`), such a trial is dead when no live process can still be
 running it:
-- with a sqlite study, every sweep holds a lock on its study (a file beside the database, which
-  the OS releases when the process dies): the sweep that gets the lock knows every RUNNING
-  trial is dead, at once; a second sweep on the same study while the first runs is refused;
-- with a study on a server (PostgreSQL) no lock spans the machines: a RUNNING trial is dead
-  when its MLflow run has ended or its heartbeat is older than `tracking.stale_after`
-  (tracking.liveness), or, lacking a run, when it started longer ago than that.
+- with a sqlite study, the first sweep holds a lock on its study (a file beside the database,
+  which the OS releases when the process dies): a sweep that gets the lock knows every RUNNING
+  trial is dead, at once;
+- a second sweep started on the same study while the first runs cooperates with it (so do
+  sweeps on a study on a server, PostgreSQL, where no lock spans the machines): for it a RUNNING
+  trial is dead when its MLflow run has ended or its heartbeat is older than
+  `tracking.stale_after` (tracking.liveness), or, lacking a run, when it started longer ago
+  than that; other trials are the other sweep's, in flight.
+Sweeps that cooperate take turns to ask (`Claim.turn`: a second lock file, held while one
+counts the study's trials and asks its batch), so together they run `n_trials`, not one each.
 A dead trial becomes FAIL in the study (tagged `killed`, so it does not count toward
 `n_trials`), its MLflow run KILLED (tags `killed=true`, `killed_reason`), and the same
 parameters are asked again first (`enqueue_trial`, user attr `retry_of`).
@@ -17,6 +21,7 @@ parameters are asked again first (`enqueue_trial`, user attr `retry_of`).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import time
@@ -26,7 +31,6 @@ import optuna
 from filelock import FileLock, Timeout
 from optuna.trial import FrozenTrial, TrialState
 
-from backprop_lab.errors import InputError
 from backprop_lab.tracking.liveness import last_sign_of_life
 from backprop_lab.tracking.store import sqlite_file
 
@@ -35,21 +39,44 @@ RUN_ATTR = "mlflow_run_id"  # a trial's user attr: its job's MLflow run (set by 
 KILLED_ATTR, RETRY_ATTR, PRUNED_ATTR = "killed", "retry_of", "pruned_epoch"
 
 
-def claim(url: str, name: str) -> FileLock | None:
-    """Hold the study's lock for this process's lifetime (sqlite storages only; None for
-    others); an `InputError` when another live sweep holds it."""
-    db = sqlite_file(url)
-    if db is None:
-        return None
-    path = f"{db}.{re.sub(r'[^A-Za-z0-9_.-]', '_', name)}.lock"
-    lock = FileLock(path)
-    try:
-        lock.acquire(timeout=0)
-    except Timeout as err:
-        raise InputError(f"hydra.sweeper.study_name: study {name!r} is being run by another "
-                         f"sweep (it holds {path}); wait for it to end or choose another "
-                         "study name") from err
-    return lock
+class Claim:
+    """A sweep's hold on its study: `exclusive` when no other live sweep runs it (sqlite only,
+    see the module docstring); `turn()` is held while the sweep counts trials and asks."""
+
+    def __init__(self, url: str, name: str):
+        db = sqlite_file(url)
+        base = f"{db}.{re.sub(r'[^A-Za-z0-9_.-]', '_', name)}" if db is not None else None
+        self.lock = FileLock(f"{base}.lock") if base else None
+        self.asking = FileLock(f"{base}.ask.lock") if base else None
+        self.exclusive = False
+        if self.lock is not None:
+            try:
+                self.lock.acquire(timeout=0)
+                self.exclusive = True
+            except Timeout:
+                log.warning("study %r is being run by another sweep (it holds %s): this one "
+                            "joins it; the two ask trials in turn and stop at n_trials in all",
+                            name, self.lock.lock_file)
+
+    def turn(self) -> contextlib.AbstractContextManager[Any]:
+        """Held while counting the study's trials and asking a batch: two sweeps never ask for
+        the same remaining trials (a study on a server has no such lock: each may ask up to
+        a batch more than n_trials)."""
+        return self.asking if self.asking is not None else contextlib.nullcontext()
+
+    def release(self) -> None:
+        if self.lock is not None and self.exclusive:
+            self.lock.release()  # the study is free for the next sweep
+
+
+def claim(url: str, name: str) -> Claim:
+    """This sweep's `Claim` on study `name` at `url`."""
+    return Claim(url, name)
+
+
+def in_flight(trial: FrozenTrial) -> bool:
+    """A trial another sweep (or this one) is training now."""
+    return trial.state == TrialState.RUNNING
 
 
 def counted(trial: FrozenTrial) -> bool:
