@@ -86,3 +86,31 @@ def sweep_runs(client: MlflowClient, experiment: str = "backprop-lab") -> tuple[
     assert all(r.data.tags.get("sweep_id") == parent.data.tags["sweep_id"] for r in children)
     assert client.search_runs(["0"]) == [], "nothing in the Default experiment"
     return parent, children
+
+
+def local_postgres() -> tuple[Path, Any]:
+    """(a fresh folder, server/mlflow_server.py's own PostgreSQL cluster in it, started: the one
+    `make server` runs) with databases mlflow, mlflow_auth and optuna; skips without
+    PostgreSQL's server programs. The caller stops it and removes the folder."""
+    import importlib.util
+    import shutil
+    import tempfile
+
+    import pytest
+
+    if not list(Path("/usr/lib/postgresql").glob("*/bin/initdb")) and not shutil.which("initdb"):
+        pytest.skip("PostgreSQL server binaries are absent (apt-get install postgresql)")
+    script = Path(__file__).resolve().parents[1] / "server" / "mlflow_server.py"
+    spec = importlib.util.spec_from_file_location("mlflow_server", script)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    folder = Path(tempfile.mkdtemp(prefix="backprop-pg-"))
+    folder.chmod(0o711)  # PostgreSQL runs as `postgres` when we are root: it must get through
+    postgres = module.LocalPostgres(folder / "pg", free_port())
+    postgres.start()
+    import psycopg
+
+    with psycopg.connect(postgres.url("postgres", "postgresql"), autocommit=True) as conn:
+        conn.execute("CREATE DATABASE optuna")
+    return folder, postgres

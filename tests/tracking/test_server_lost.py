@@ -6,13 +6,11 @@ details without processes)."""
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,8 +19,7 @@ from typing import Any
 import pytest
 from mlflow.tracking import MlflowClient
 
-from tests.conftest import ROOT
-from tests.procs import free_port, stop_group, wait_for
+from tests.procs import free_port, local_postgres, stop_group, wait_for
 
 ENV = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"}
 EPOCHS = 6000  # ~20 s of training: long enough to lose the server in the middle
@@ -174,25 +171,10 @@ def test_a_server_restarted_mid_sweep_loses_no_job(server: Server) -> None:
         assert points(server, job.info.run_id) == list(range(EPOCHS // 3))
 
 
-def local_postgres(folder: Path) -> Any:
-    """server/mlflow_server.py's own PostgreSQL cluster (the one `make server` runs)."""
-    spec = importlib.util.spec_from_file_location("mlflow_server", ROOT / "server" /
-                                                  "mlflow_server.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.LocalPostgres(folder, free_port())
-
-
 @pytest.mark.slow
 def test_postgresql_restarted_behind_the_server_loses_nothing() -> None:
     """The server stays up; its database goes away (the server answers 500) and comes back."""
-    if not list(Path("/usr/lib/postgresql").glob("*/bin/initdb")) and not shutil.which("initdb"):
-        pytest.skip("PostgreSQL server binaries are absent (apt-get install postgresql)")
-    folder = Path(tempfile.mkdtemp(prefix="backprop-pg-"))
-    folder.chmod(0o711)  # PostgreSQL runs as `postgres` when we are root: it must get through
-    postgres = local_postgres(folder / "pg")
-    postgres.start()
+    folder, postgres = local_postgres()
     served = Server(folder, backend=postgres.url("mlflow"))
     try:
         served.start()

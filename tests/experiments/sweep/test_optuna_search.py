@@ -173,3 +173,40 @@ def test_two_sweeps_on_one_study_cooperate_to_n_trials(template_db: Path, tmp_pa
     client = MlflowClient(uri)
     jobs = [len(children(client, tmp_path / name)) for name in ("a", "b")]
     assert sum(jobs) == 6 and min(jobs) >= 1, jobs
+
+
+def test_a_study_on_postgresql_persists_and_resumes(template_db: Path, tmp_path: Path) -> None:
+    """The server mode's study: a database of its own on PostgreSQL (not MLflow's schema)."""
+    import json
+    import shutil as sh
+
+    from tests.procs import local_postgres
+
+    folder, postgres = local_postgres()
+    try:
+        uri = store(tmp_path, template_db)
+        url = postgres.url("optuna")
+        args = ["hydra.sweeper.n_jobs=1", "hydra.sweeper.pruner=none",
+                f"hydra.sweeper.storage={url}"]
+        first = search_cli(tmp_path, uri, "a", "hydra.sweeper.n_trials=2", *args)
+        assert first.returncode == 0, first.stderr[-3000:]
+        second = search_cli(tmp_path, uri, "b", "hydra.sweeper.n_trials=3", *args)
+        assert second.returncode == 0, second.stderr[-3000:]
+        trials = optuna.load_study(study_name="backprop-lab-optuna", storage=url).get_trials()
+        assert [t.state for t in trials] == [TrialState.COMPLETE] * 3
+        client = MlflowClient(uri)
+        assert [len(children(client, tmp_path / n)) for n in ("a", "b")] == [2, 1]
+        password = postgres.password_file.read_text().strip()
+        assert password not in first.stdout + first.stderr
+        for job in children(client, tmp_path / "a"):  # nor in what a run logs (.hydra/)
+            folder_ = Path(client.download_artifacts(job.info.run_id, ".hydra", str(tmp_path)))
+            hydra_yaml = (folder_ / "hydra.yaml").read_text()
+            assert "optuna" in hydra_yaml and password not in hydra_yaml
+        parent = json.loads((tmp_path / "a" / "sweep.json").read_text())["parent_run_id"]
+        logged = Path(client.download_artifacts(parent, "multirun.yaml", str(tmp_path)))
+        assert password not in logged.read_text() and ":***@" in logged.read_text()
+        assert (tmp_path / "a" / "study.json").stat().st_mode & 0o077 == 0
+        assert not (tmp_path / "store" / "optuna.db").exists()
+    finally:
+        postgres.stop()
+        sh.rmtree(folder, ignore_errors=True)

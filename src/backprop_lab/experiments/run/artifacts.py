@@ -16,6 +16,7 @@ from backprop_lab.nn.weights import save_network
 from backprop_lab.pipeline.stages import Prepared, Result
 from backprop_lab.plots import run_plots
 from backprop_lab.tracking import provenance
+from backprop_lab.tracking.redact import hide_passwords_in
 
 
 def write_artifacts(folder: Path, config: DictConfig, result: Result,
@@ -58,3 +59,4 @@ def write_provenance(folder: Path, config: DictConfig, git_diff: str,
         (folder / "git_diff.patch").write_text(git_diff)
     if hydra_dir is not None and (hydra_dir / ".hydra").is_dir():
         shutil.copytree(hydra_dir / ".hydra", folder / ".hydra")
+        hide_passwords_in(folder / ".hydra")  # e.g. hydra.sweeper.storage=postgresql://u:pw@

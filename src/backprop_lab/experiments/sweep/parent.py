@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
+import tempfile
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -24,6 +26,7 @@ from backprop_lab.experiments.sweep import assess, champion, description, readba
 from backprop_lab.pipeline.config import check_register_name
 from backprop_lab.tracking import registry
 from backprop_lab.tracking.liveness import Heartbeat, mark_stale
+from backprop_lab.tracking.redact import hide_passwords_in
 from backprop_lab.tracking.store import Run, Store, resolve_uri
 
 log = logging.getLogger(__name__)
@@ -108,9 +111,13 @@ class SweepRun:
             summary.notes.append(assessment.text(names))
             if summary.best_value is not None:
                 parent.log_metrics({f"sweep_best.{summary.metric}": summary.best_value})
-            for path in (self.sweep_dir / n for n in SWEEP_RECORDS):
-                if path.is_file():  # the marker, Hydra's sweep config, the search's results
-                    parent.client.log_artifact(parent.run_id, str(path))
+            with tempfile.TemporaryDirectory() as tmp:
+                records = Path(tmp)
+                for path in (self.sweep_dir / n for n in SWEEP_RECORDS):
+                    if path.is_file():  # the marker, Hydra's sweep config, the search's results
+                        shutil.copy(path, records / path.name)
+                hide_passwords_in(records)  # e.g. hydra.sweeper.storage in multirun.yaml
+                parent.log_artifacts(records)
         finally:
             parent.end(status)
         self.summary = summary

@@ -30,6 +30,7 @@ from optuna.distributions import (
 )
 
 from backprop_lab.errors import ConfigError, InputError
+from backprop_lab.tracking.redact import hide_passwords
 from backprop_lab.tracking.store import sqlite_file
 
 log = logging.getLogger(__name__)
@@ -55,11 +56,7 @@ def storage_url(configured: str | None, tracking_uri: str) -> str:
 
 def shown_url(url: str) -> str:
     """`url` without a password, for logs and tags."""
-    head, sep, rest = url.partition("://")
-    if sep and "@" in rest.split("/", 1)[0]:
-        user = rest.split("@", 1)[0].split(":", 1)[0]
-        return f"{head}://{user}:***@{rest.split('@', 1)[1]}"
-    return url
+    return hide_passwords(url)
 
 
 def open_storage(url: str) -> optuna.storages.RDBStorage:
@@ -200,7 +197,9 @@ def write_pointer(sweep_dir: Path, url: str, name: str, pruner: str, epochs: int
     sweep_dir.mkdir(parents=True, exist_ok=True)
     pointer = {"storage": url, "study_name": name, "pruner": pruner, "epochs": epochs,
                "report_every": report_every}
-    (sweep_dir / STUDY_FILE).write_text(json.dumps(pointer, indent=2))
+    path = sweep_dir / STUDY_FILE
+    path.touch(mode=0o600)  # the storage URL may hold a password: for this user's jobs only
+    path.write_text(json.dumps(pointer, indent=2))
 
 
 def read_pointer(sweep_dir: Path) -> dict[str, Any]:
