@@ -35,7 +35,8 @@ THIRD_PARTY = {  # layer -> the third-party top-level packages it may import (be
     "data": {"numpy", "scipy", "pandas", "sklearn"},
     "pipeline": {"numpy", "scipy", "pandas", "sklearn", "omegaconf", "tqdm"},
     "plots": {"numpy", "pandas", "matplotlib", "plotly"},
-    "tracking": {"numpy", "pandas", "mlflow", "threadpoolctl", "filelock"},
+    "tracking": {"numpy", "pandas", "mlflow", "threadpoolctl", "filelock",
+                 "requests", "google"},  # MLflow's own: its HTTP errors, its protobuf JSON (spool)
     "experiments": {"numpy", "pandas", "scipy", "statsmodels", "mlflow", "omegaconf", "optuna",
                     "filelock"},  # optuna: the search's study (experiments.sweep)
     "__init__": set(),
