@@ -131,7 +131,7 @@ class OptunaSweeper(Sweeper):
                               "default) or hydra.sweeper.pruner=none")
 
     def sweep(self, arguments: list[str]) -> Any:
-        from backprop_lab.experiments.sweep import resume, search
+        from backprop_lab.experiments.sweep import progress, resume, search
         from backprop_lab.experiments.sweep import study as studies
         from backprop_lab.experiments.sweep.parent import read_marker
         from backprop_lab.tracking.store import open_client, resolve_uri
@@ -159,6 +159,8 @@ class OptunaSweeper(Sweeper):
         with claim.turn():
             resume.revive(study, client, claim.exclusive, float(cfg.tracking.stale_after))
         before = len(study.get_trials(deepcopy=False))
+        counted = sum(resume.counted(t) for t in study.get_trials(deepcopy=False))
+        progress.expect(max(n_trials - counted, 0))  # the trials this sweep still lacks
         if before:  # a resumed study: do not replay the start-up trials it already has
             seed = studies.sampler_seed(seed, before)
             study.sampler = studies.make_sampler(self.sampler, seed, space,

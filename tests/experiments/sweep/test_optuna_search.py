@@ -192,6 +192,7 @@ def test_a_study_on_postgresql_persists_and_resumes(template_db: Path, tmp_path:
         assert first.returncode == 0, first.stderr[-3000:]
         second = search_cli(tmp_path, uri, "b", "hydra.sweeper.n_trials=3", *args)
         assert second.returncode == 0, second.stderr[-3000:]
+        assert "jobs 1/1 " in second.stderr and "/3 " not in second.stderr  # what it lacked
         trials = optuna.load_study(study_name="backprop-lab-optuna", storage=url).get_trials()
         assert [t.state for t in trials] == [TrialState.COMPLETE] * 3
         client = MlflowClient(uri)

@@ -86,6 +86,16 @@ def clock(seconds: float) -> str:
     return f"{m // 60}:{m % 60:02d}:{s:02d}" if m >= 60 else f"{m}:{s:02d}"
 
 
+ACTIVE: SweepProgress | None = None  # the sweep this process shows (one per command)
+
+
+def expect(total: int) -> None:
+    """Correct the running sweep's count of jobs, once its sweeper knows better than the config
+    (a resumed Optuna study runs only the trials it still lacks)."""
+    if ACTIVE is not None:
+        ACTIVE.total = total
+
+
 @dataclass
 class SweepProgress:
     """A daemon thread showing the sweep's progress until `stop`."""
@@ -102,6 +112,8 @@ class SweepProgress:
     _shown: str = ""
 
     def start(self) -> SweepProgress:
+        global ACTIVE
+        ACTIVE = self
         self.started = time.perf_counter()
         self._thread = threading.Thread(target=self._loop, name="sweep-progress", daemon=True)
         self._thread.start()
