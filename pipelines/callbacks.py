@@ -186,7 +186,7 @@ class SweepTracking(Callback):
                 config.tracking.uri, str(config.tracking.experiment), sweep_dir,
                 choices.get("sweep") or "cli", swept_keys(config), hydra_tags(config),
                 float(config.tracking.stale_after), OmegaConf.select(config, "tracking.register"),
-                sweep_params(config))
+                sweep_params(config), float(config.tracking.spool_wait))
         except BackpropLabError as err:  # Hydra only warns and launches the jobs: they refuse
             refuse(sweep_dir, err)
             raise

@@ -12,6 +12,7 @@ them (`description`), logs the sweep's records and ends it. No Hydra here:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import shutil
@@ -22,12 +23,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from backprop_lab.errors import TrackingUnavailable
 from backprop_lab.experiments.sweep import assess, champion, description, readback
 from backprop_lab.pipeline.config import check_register_name
 from backprop_lab.tracking import registry
 from backprop_lab.tracking.liveness import Heartbeat, mark_stale
 from backprop_lab.tracking.redact import hide_passwords_in
-from backprop_lab.tracking.store import Run, Store, resolve_uri
+from backprop_lab.tracking.store import Run, Store, check_server, resolve_uri
 
 log = logging.getLogger(__name__)
 SWEEP_FILE = "sweep.json"
@@ -57,12 +59,12 @@ class SweepRun:
     @classmethod
     def start(cls, uri: str | None, experiment: str, sweep_dir: Path, preset: str,
               swept: list[str], tags: Mapping[str, str], stale_after: float = 300.0,
-              register: str | None = None, params: Mapping[str, str] | None = None
-              ) -> SweepRun:
+              register: str | None = None, params: Mapping[str, str] | None = None,
+              spool_wait: float = 60.0) -> SweepRun:
         uri = resolve_uri(uri)
         if register is not None:
             check_register_name(register)
-        store = Store(uri, experiment)  # migrations happen here, once
+        store = Store(uri, experiment, spool_wait=spool_wait)  # migrations happen here, once
         if register:  # before any job: a store without a registry trains nothing
             registry.check(store.client, uri, register)
         mark_stale(store.client, [store.experiment_id], stale_after)  # a dead earlier sweep
@@ -86,6 +88,9 @@ class SweepRun:
         """Tag the parent with its children's summary, log the sweep's records, end it."""
         parent = self.parent
         self.heartbeat.__exit__(None, None, None)
+        if parent.store.remote:  # a server restarting as the last job ended: wait as a job would
+            with contextlib.suppress(TrackingUnavailable):  # still away: the reads below say so
+                check_server(parent.store.uri, wait=parent.store.spool_wait)
         try:
             children = readback.children(parent.client, parent.run_id)
             summary = readback.summarize(children, self.sweep_id, parent_run_id=parent.run_id)
