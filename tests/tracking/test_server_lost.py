@@ -76,10 +76,10 @@ def command(module: str, *args: str, cwd: Path) -> subprocess.Popen[str]:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def train(server: Server, *args: str) -> subprocess.Popen[str]:
+def train(server: Server, *args: str, log_model: bool = False) -> subprocess.Popen[str]:
     return command("pipelines.train", f"train.epochs={EPOCHS}", "train.patience=null",
-                   "tracking.log_model=false", f"tracking.uri={server.url}", *args,
-                   cwd=server.folder)
+                   f"tracking.log_model={str(log_model).lower()}", f"tracking.uri={server.url}",
+                   *args, cwd=server.folder)
 
 
 def kill_while_running(server: Server, running: int = 1) -> None:
@@ -124,7 +124,7 @@ def test_a_server_restarted_mid_run_loses_nothing(server: Server) -> None:
 @pytest.mark.slow
 def test_a_server_away_past_the_run_leaves_a_spool_that_sync_uploads_once(
         server: Server) -> None:
-    run = train(server, "tracking.spool_wait=1")
+    run = train(server, "tracking.spool_wait=1", log_model=True)
     kill_while_running(server)
     _, err = finish(run)
     assert run.returncode == 1, err[-3000:]
@@ -151,6 +151,9 @@ def test_a_server_away_past_the_run_leaves_a_spool_that_sync_uploads_once(
     assert logged.info.status == "FINISHED"
     assert points(server, logged.info.run_id) == list(range(EPOCHS))
     assert "test_rmse" in logged.data.metrics
+    assert "model_not_logged" in logged.data.tags  # MLflow's model API cannot be spooled
+    files = [a.path for a in MlflowClient(server.url).list_artifacts(logged.info.run_id)]
+    assert "model.npz" in files  # the weights came with the spooled artifacts
 
 
 @pytest.mark.slow

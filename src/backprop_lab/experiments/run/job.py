@@ -44,6 +44,7 @@ from backprop_lab.pipeline.config import Config, hidden_layers, scored_on_cells
 from backprop_lab.plots.run_plots import gradient_flow
 from backprop_lab.tracking import provenance, registry
 from backprop_lab.tracking.liveness import Heartbeat, mark_stale
+from backprop_lab.tracking.spool import unreachable
 from backprop_lab.tracking.store import MetricBuffer, Run, Store, resolve_uri
 
 log = logging.getLogger(__name__)
@@ -218,16 +219,22 @@ def tracked_pipeline(cfg: DictConfig, config: Config, run: Run, hydra_dir: Path 
         if first.diag:
             gradient_flow(first.diag, folder / "gradient_flow.png", diagnostics.flags(first.diag))
         run.log_artifacts(folder)
-        if config.tracking.log_model and not history.diverged and run.spooling:
-            log.warning("model not logged as an MLflow model: the server is away (the "
-                        "weights are in the spooled artifacts, model.npz)")
-            run.set_tags({"model_not_logged": "the tracking server was away"})
-        elif config.tracking.log_model and not history.diverged:
+        if config.tracking.log_model and not history.diverged:
             from backprop_lab.tracking.served_model import log_pyfunc_model  # mlflow.pyfunc: ~1 s
 
-            model_uri = log_pyfunc_model(run, model_npz, ds, result.prepared.split.X_test[:5],
-                                         record.model_name(name), step)
-            run.set_tags({"model_uri": model_uri})
+            try:
+                if run.spooling:  # MLflow's model API cannot be spooled: do not wait for it
+                    raise ConnectionError("the tracking server is away")
+                model_uri = log_pyfunc_model(run, model_npz, ds,
+                                             result.prepared.split.X_test[:5],
+                                             record.model_name(name), step)
+                run.set_tags({"model_uri": model_uri})
+            except Exception as err:
+                if not (run.store.remote and unreachable(err)):
+                    raise
+                log.warning("model not logged as an MLflow model: the server is away (the "
+                            "weights are in the spooled artifacts, model.npz)")
+                run.set_tags({"model_not_logged": "the tracking server was away"})
     diag_flags = diagnostics.flags(first.diag)
     if diag_flags:
         run.set_tags({f"diag.{flag}": where for flag, where in diag_flags.items()})
