@@ -16,6 +16,8 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
+from pipelines.cli import on_failure
+
 
 def swept_keys(config: DictConfig) -> list[str]:
     """The config keys a multirun varies: sweep overrides on the command line (`a=1,2`) and the
@@ -191,7 +193,10 @@ class SweepTracking(Callback):
             refuse(sweep_dir, err)
             raise
         self._ended = False
-        atexit.register(self._end_if_running)  # a sweep that raises never calls on_multirun_end
+        # a sweep that raises never calls on_multirun_end: the command's failure ends it, else
+        # (a library caller) the exit
+        on_failure(self._end_if_running)
+        atexit.register(self._end_if_running)
         from backprop_lab.experiments.sweep.progress import SweepProgress
 
         parent = self._sweep.parent
@@ -207,9 +212,16 @@ class SweepTracking(Callback):
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         self._finish("FINISHED")
 
-    def _end_if_running(self) -> None:
-        if self._sweep is not None and not self._ended:
-            self._finish("FAILED")
+    def _end_if_running(self, status: str = "FAILED") -> None:
+        if self._sweep is None or self._ended:
+            return
+        try:
+            self._finish(status)
+        except Exception as err:  # never a traceback on the way out: say what is left undone
+            self._ended = True
+            print(f"error: the sweep's parent run {self._sweep.parent.run_id} was not ended "
+                  f"{status}: {type(err).__name__}: {' '.join(str(err).split())[:300]}",
+                  file=sys.stderr, flush=True)
 
     def _finish(self, status: str) -> None:
         sweep, self._ended = self._sweep, True

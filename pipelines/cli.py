@@ -88,7 +88,19 @@ def one_line(err: BaseException) -> str:
     return ": ".join(parts) or type(err).__name__
 
 
+CLEANUPS: list[Callable[[str], None]] = []  # see on_failure
+
+
+def on_failure(cleanup: Callable[[str], None]) -> None:
+    """Have `cleanup(status)` end what the command started (a sweep's parent run) when it fails,
+    with KILLED for a signal, else FAILED: here, before the exit, while MLflow can still start
+    the download threads that an exiting interpreter (atexit) refuses."""
+    CLEANUPS.append(cleanup)
+
+
 def fail(message: str, status: int) -> NoReturn:
+    while CLEANUPS:
+        CLEANUPS.pop()("KILLED" if status in (130, 143) else "FAILED")
     print(f"error: {message}", file=sys.stderr, flush=True)
     sys.exit(status)
 

@@ -108,3 +108,33 @@ def test_cleanup_command_marks_stale_runs(store_uri: str, tmp_path: Path) -> Non
     out = run_cli("pipelines.cleanup", f"tracking.uri={store_uri}", "tracking.stale_after=10",
                   cwd=tmp_path)
     assert out.returncode == 2 and "tracking.stale_after" in out.stderr
+
+
+@pytest.mark.slow
+def test_an_interrupted_sweep_ends_its_parent_killed_with_its_table_and_no_traceback(
+        store_uri: str, tmp_path: Path) -> None:
+    """Ctrl-C after a job has finished: the job in flight ends KILLED, the parent too, and the
+    end table says `killed` (not `diverged`) for it; the finished jobs keep their scores."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pipelines.train", "-m", "train.lr=0.001,0.002,0.003",
+         "train.epochs=1000000", "train.patience=null", "tracking.log_model=false",
+         f"tracking.uri={store_uri}"], cwd=tmp_path, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True)
+    client = MlflowClient(store_uri)
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:  # the first job cannot finish: wait for it to train
+        experiment = client.get_experiment_by_name("backprop-lab")
+        runs = client.search_runs([experiment.experiment_id]) if experiment else []
+        if sum(HEARTBEAT_TAG in r.data.tags for r in runs) >= 2:  # parent and first job
+            break
+        time.sleep(0.5)
+    time.sleep(2)
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 130, err[-3000:]
+    assert "Traceback" not in out + err, (out + err)[-3000:]
+    assert [line for line in err.splitlines() if line.startswith("error: ")] == [
+        "error: interrupted by SIGINT; the run is marked KILLED"]
+    runs = client.search_runs([client.get_experiment_by_name("backprop-lab").experiment_id])
+    assert sorted(r.info.status for r in runs) == ["KILLED", "KILLED"]
+    assert "1 killed" in out and "killed" in out.split("#  job", 1)[1]

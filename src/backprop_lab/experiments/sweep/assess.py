@@ -21,18 +21,23 @@ import pandas as pd
 
 from backprop_lab.experiments.run.cells import Interval, wild_cells
 from backprop_lab.experiments.run.scoring import BASELINES_CSV
-from backprop_lab.experiments.sweep import importance, statistics
+from backprop_lab.experiments.sweep import importance, readback, statistics
 from backprop_lab.experiments.sweep.readback import ALIASES
 from backprop_lab.experiments.sweep.statistics import NO_EVIDENCE, Cells, Verdict
 
 LR, DEPTH = "train.lr", "depth"
 PRUNED = "pruned"  # the verdict of a job a search's pruner stopped: not ranked, not diverged
+FAILED, KILLED = "failed", "killed"  # a job that ended on an error / was stopped: not ranked
+UNRANKED = (statistics.DIVERGED, PRUNED, FAILED, KILLED)  # no scores: listed apart
 WORDS = {  # what each verdict means, in the summary and the description
     statistics.BEST: "the smallest trimmed geometric mean error",
     statistics.EQUIVALENT: "shown within ±{eq:g}% of the best",
     statistics.UNDECIDED: "neither shown worse nor shown equivalent: this sweep cannot tell",
     statistics.WORSE: "shown worse than the best",
-    statistics.DIVERGED: "diverged or failed, not ranked",
+    statistics.DIVERGED: "diverged, not ranked",
+    PRUNED: "stopped early by the search's pruner, not ranked",
+    FAILED: "ended on an error, not ranked",
+    KILLED: "stopped before it ended (interrupted, or its process died), not ranked",
 }
 
 
@@ -85,7 +90,7 @@ class Assessment:
 
     @property
     def tested(self) -> bool:
-        return any(v.tier not in (statistics.BEST, statistics.DIVERGED, NO_EVIDENCE, PRUNED)
+        return any(v.tier not in (statistics.BEST, NO_EVIDENCE, *UNRANKED)
                    for v in self.verdicts.values())
 
     @property
@@ -113,7 +118,7 @@ class Assessment:
                     for b in self.baselines if b in self.verdicts]
             table = pd.concat([table, pd.DataFrame(rows)], ignore_index=True)
         by_id = [self.verdicts.get(run_id) for run_id in table["run_id"]]
-        by_id = [v if v is None or v.tier not in (statistics.DIVERGED, PRUNED) else  # no scores
+        by_id = [v if v is None or v.tier not in UNRANKED else  # no scores
                  Verdict(v.tier, math.nan, Interval(math.nan, math.nan, math.nan, math.nan, 0))
                  for v in by_id]
         nan = math.nan
@@ -166,7 +171,7 @@ class Assessment:
                 label += f" [{self.unstable_text(run_id)}]"
             groups.setdefault(verdict.tier, []).append(label)
         lines = [self.scale_text() + ":"]
-        for tier in (*statistics.TIERS, PRUNED):
+        for tier in (*statistics.TIERS, PRUNED, FAILED, KILLED):
             if tier in groups:
                 lines.append(f"  {tier}: {'; '.join(groups[tier])}")
         if self.shares:
@@ -219,9 +224,12 @@ def assess(client: Any, runs: Sequence[Any], metric: str, failed: set[str],
     skipped = base.pop(f"{BASELINE}{NOT_RANKED}", None) is not None
     cells.update(base)  # the baselines are judged as jobs, on the same cells
     verdicts = statistics.verdicts(cells, ratio, metric, frozenset(failed), equivalence)
-    for run in runs:  # stopped by a search's pruner: not ranked, as a diverged job, but said
-        if run.data.tags.get("pruned") == "true" and run.info.run_id in verdicts:
-            verdicts[run.info.run_id] = replace(verdicts[run.info.run_id], tier=PRUNED)
+    for run in runs:  # not ranked, as a diverged job, but said for what it is
+        said = {"PRUNED": PRUNED, "FAILED": FAILED, "KILLED": KILLED, "RUNNING": KILLED}.get(
+            readback.job_status(run))
+        verdict = verdicts.get(run.info.run_id)
+        if said and verdict is not None and verdict.tier == statistics.DIVERGED:
+            verdicts[run.info.run_id] = replace(verdict, tier=said)
     unstable = {run_id: (len(j.wild), len(j.cells)) for run_id, j in found.items()
                 if j.wild and run_id not in failed}
     return Assessment(metric, verdicts, max((len(c) for c in cells.values()), default=0), ratio,

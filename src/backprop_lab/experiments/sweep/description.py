@@ -17,7 +17,7 @@ import pandas as pd
 
 from backprop_lab.experiments.run.report import DESCRIPTION
 from backprop_lab.experiments.sweep import importance, readback, statistics
-from backprop_lab.experiments.sweep.assess import LR, WORDS, Assessment
+from backprop_lab.experiments.sweep.assess import FAILED, KILLED, LR, PRUNED, WORDS, Assessment
 from backprop_lab.tracking.ui import run_link
 
 LIMIT = 7900  # MLflow keeps at most 8000 characters of a tag value
@@ -122,8 +122,10 @@ def verdict_legend(assessment: Assessment) -> str:
         first = assessment.text({})
         return first[0].upper() + first[1:] + "."
     scale = assessment.scale_text()
+    present = {v.tier for v in assessment.verdicts.values()}
+    shown = [*statistics.TIERS, *(t for t in (PRUNED, FAILED, KILLED) if t in present)]
     words = "; ".join(f"*{tier}*: {WORDS[tier].format(eq=assessment.equivalence * 100)}"
-                      for tier in statistics.TIERS if tier in WORDS)
+                      for tier in shown if tier in WORDS)
     unstable = ("; *unstable (k of n cells)*: k cells more than 10× the job's median error, "
                 "or with a negative R² while its others are fine")
     return f"{scale[0].upper()}{scale[1:]}. {words}{unstable}."
