@@ -98,10 +98,10 @@ def start_script(folder: Path, env: dict[str, str], *args: str) -> Iterator[Star
     """`server/mlflow_server.py ARGS` on a free port, until READY; stopped (SIGTERM, then
     SIGKILL for whatever is left) at exit."""
     log = folder / "server.log"
+    where = [] if "--data" in args else ["--artifacts", str(folder / "artifacts")]
     with log.open("w") as out:
         process = subprocess.Popen(
-            [sys.executable, str(SCRIPT), "--port", str(free_port()),
-             "--artifacts", str(folder / "artifacts"), *args],
+            [sys.executable, str(SCRIPT), "--port", str(free_port()), *where, *args],
             stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
     started = Started(process, log, {})
     try:
@@ -354,3 +354,81 @@ def test_ray_cluster_sweep_gets_credentials_through_runtime_env(
     finally:
         stop_group(head)
         shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+@pytest.mark.parametrize("what", ["a file", "a folder not ours", "with --artifacts"])
+def test_data_folder_that_is_not_ours_is_refused(tmp_path: Path, what: str) -> None:
+    """--data refuses, before starting anything, a file, a folder of other files (it would fill
+    it with a database cluster) and --artifacts beside it: one `error:` line, exit status 2."""
+    target = tmp_path / "data"
+    extra: list[str] = []
+    if what == "a file":
+        target.write_text("x")
+    elif what == "a folder not ours":
+        target.mkdir()
+        (target / "notes.txt").write_text("mine")
+    else:
+        extra = ["--artifacts", str(tmp_path / "a")]
+    done = subprocess.run([sys.executable, str(SCRIPT), "--port", str(free_port()),
+                           "--data", str(target), *extra],
+                          env=script_env({"admin": secrets.token_urlsafe(16)}, ""),
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.startswith("error: --data") and len(done.stderr.splitlines()) == 1
+    assert not (target / "postgres").exists() if target.is_dir() else True
+
+
+def test_kept_server_serves_the_same_runs_after_a_restart(tmp_path: Path) -> None:
+    """--data DIR: stopped and started again, the server serves the same run, metric and
+    artifact; the users in the environment get their new password and grant (ann EDIT -> READ,
+    bob new and EDIT) instead of failing because they exist. Then the script is killed (SIGKILL:
+    its PostgreSQL and mlflow server live on, postmaster.pid stays) and a third start on the
+    folder stops those leftovers and serves the run again."""
+    if not postgres_installed():
+        pytest.skip("PostgreSQL server binaries are absent (apt-get install postgresql)")
+    data = Path(tempfile.mkdtemp(prefix="kept-server-")) / "data"  # postgres reaches /tmp/...
+    data.parent.chmod(0o711)
+    try:
+        restarts(tmp_path, data)
+    finally:
+        shutil.rmtree(data.parent, ignore_errors=True)
+
+
+def restarts(tmp_path: Path, data: Path) -> None:
+    passwords = {name: secrets.token_urlsafe(16) for name in ("admin", "ann", "bob")}
+    first = script_env(passwords, f"ann:{passwords['ann']}:EDIT")
+    with start_script(tmp_path, first, "--data", str(data), "--workers", "1") as started:
+        server = Server(str(started.info["url"]), data / "artifacts", passwords)
+        with credentials(server, "ann"):
+            client = MlflowClient(server.url)
+            run_id = client.create_run(client.create_experiment("kept")).info.run_id
+            client.log_metric(run_id, "loss", 0.25, step=3)
+            client.log_text(run_id, "kept across restarts", "note.txt")
+            client.set_terminated(run_id)
+    assert (data / "backprop-lab-server.json").is_file() and (data / "postgres" / "data").is_dir()
+    old_ann, passwords["ann"] = passwords["ann"], secrets.token_urlsafe(16)
+    second = script_env(passwords, f"ann:{passwords['ann']} bob:{passwords['bob']}:EDIT")
+    with start_script(tmp_path, second, "--data", str(data), "--workers", "1") as started:
+        server = Server(str(started.info["url"]), data / "artifacts", passwords)
+        assert "initdb" not in started.log.read_text()
+        with credentials(server, "ann"):
+            client = MlflowClient(server.url)
+            assert client.get_metric_history(run_id, "loss")[0].value == 0.25
+            assert client.download_artifacts(run_id, "note.txt", str(tmp_path)) and (
+                tmp_path / "note.txt").read_text() == "kept across restarts"
+        assert post(server, "/api/2.0" + CREATE, {"name": "x"}, "ann", old_ann
+                    ).status_code == 401
+        assert post(server, "/api/2.0" + CREATE, {"name": "ann-2"}, "ann").status_code == 403
+        assert post(server, "/api/2.0" + CREATE, {"name": "bob-2"}, "bob").status_code == 200
+        started.process.send_signal(signal.SIGKILL)  # leaves its PostgreSQL and server running
+        started.process.wait(30)
+        left = {key: int(started.info[key]) for key in ("server_pid", "postgres_pid")}
+    assert not gone(left["postgres_pid"]) and (data / "postgres" / "data" / "postmaster.pid"
+                                               ).is_file()
+    with start_script(tmp_path, second, "--data", str(data), "--workers", "1") as started:
+        output = started.log.read_text()
+        assert "stopping the mlflow server" in output and "stopping the PostgreSQL" in output
+        assert gone(left["server_pid"]) and gone(left["postgres_pid"])
+        server = Server(str(started.info["url"]), data / "artifacts", passwords)
+        with credentials(server, "bob"):
+            assert MlflowClient(server.url).get_run(run_id).info.status == "FINISHED"
