@@ -26,6 +26,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -74,7 +75,7 @@ def credentials(server: Server, user: str, password: str | None = None) -> Itera
                 os.environ[key] = value
 
 
-def post(server: Server, endpoint: str, body: dict[str, str], user: str,
+def post(server: Server, endpoint: str, body: dict[str, Any], user: str,
          password: str | None = None) -> requests.Response:
     return requests.post(f"{server.url}{endpoint}", json=body, timeout=30,
                          auth=(user, password or server.passwords[user]))
@@ -253,6 +254,61 @@ def test_read_user_cannot_create_the_default_experiment(server: Server, tmp_path
         found = client.get_experiment_by_name("backprop-lab")
         assert found is not None
         assert [r.info.status for r in client.search_runs([found.experiment_id])] == ["FINISHED"]
+
+
+def test_the_login_is_the_runs_user(server: Server, tmp_path: Path) -> None:
+    """ann logs a sweep (parent and children) and dan a single run with its model, both from
+    this machine's OS user: every run's user_id and mlflow.user is the login, as the runs search
+    API (the UI's User column) returns it. A client that claims another user at creation is
+    overruled; setting mlflow.user to someone else later, or deleting it, is refused (403);
+    setting it to oneself passes."""
+    admin = ("admin", server.passwords["admin"])
+    server.passwords["dan"] = secrets.token_urlsafe(16)
+    body = {"username": "dan", "password": server.passwords["dan"]}
+    assert post(server, "/api/2.0/mlflow/users/create", body, *admin).status_code == 200
+    grant = {"username": "dan", "resource_type": "experiment", "resource_id": "*",
+             "permission": "EDIT"}
+    assert post(server, "/api/3.0/mlflow/users/permissions/grant", grant, *admin
+                ).status_code == 200
+    where = ["tracking=server", f"tracking.uri={server.url}", "tracking.experiment=users"]
+    done = train(["-m", *TINY_SWEEP, *where], cwd=tmp_path, env=server.env("ann"))
+    assert done.returncode == 0, done.stderr[-3000:]
+    with credentials(server, "ann"):
+        parent, children = sweep_runs(MlflowClient(server.url), "users")
+    done = train(["train.epochs=3", *where], cwd=tmp_path, env=server.env("dan"))
+    assert done.returncode == 0, done.stderr[-3000:]
+    experiment_id = parent.info.experiment_id
+    found = post(server, "/api/2.0/mlflow/runs/search", {"experiment_ids": [experiment_id]},
+                 *admin).json()["runs"]
+    users = {r["info"]["run_id"]: (r["info"]["user_id"],
+                                   {t["key"]: t["value"] for t in r["data"]["tags"]}["mlflow.user"])
+             for r in found}
+    sweep = [parent.info.run_id, *(r.info.run_id for r in children)]
+    assert len(users) == 5 and len(sweep) == 4
+    assert {users[run_id] for run_id in sweep} == {("ann", "ann")}, users
+    assert [who for run_id, who in users.items() if run_id not in sweep] == [("dan", "dan")]
+
+    claimed = post(server, "/api/2.0/mlflow/runs/create", {
+        "experiment_id": experiment_id, "user_id": "mallory",
+        "tags": [{"key": "mlflow.user", "value": "mallory"}]}, "ann").json()["run"]
+    assert claimed["info"]["user_id"] == "ann"
+    assert {t["key"]: t["value"] for t in claimed["data"]["tags"]}["mlflow.user"] == "ann"
+    run_id = claimed["info"]["run_id"]
+    for endpoint, change in (
+            ("set-tag", {"key": "mlflow.user", "value": "dan"}),
+            ("log-batch", {"tags": [{"key": "seed", "value": "1"},
+                                    {"key": "mlflow.user", "value": "dan"}]}),
+            ("delete-tag", {"key": "mlflow.user"})):
+        for prefix in ("/api/2.0", "/ajax-api/2.0"):
+            refused = post(server, f"{prefix}/mlflow/runs/{endpoint}",
+                           {"run_id": run_id, **change}, "ann")
+            assert refused.status_code == 403 and "mlflow.user" in refused.text, refused.text
+    assert post(server, "/api/2.0/mlflow/runs/set-tag",
+                {"run_id": run_id, "key": "mlflow.user", "value": "ann"}, "ann").status_code == 200
+    with credentials(server, "ann"):
+        run = MlflowClient(server.url).get_run(run_id)
+    assert (run.info.user_id, run.data.tags["mlflow.user"]) == ("ann", "ann")
+    assert "seed" not in run.data.tags  # the refused batch wrote nothing
 
 
 class Recorder(http.server.BaseHTTPRequestHandler):
