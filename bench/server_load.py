@@ -20,7 +20,9 @@ those the server returns through its API; should be 0), runs that spooled (the c
 the server away), median and p99 seconds of a metric batch, metric batches per second, the CPU
 the server used (mlflow processes and PostgreSQL) and the writers used, in cores (of
 os.cpu_count(): the writers run on the same machine, so they compete with the server for it),
-and the 1-minute load average. Numbers, not pass/fail: bench/README.md.
+the whole machine's busy and disk-waiting CPU (anyone's processes: the machine may be shared)
+and the 1-minute load average (it lags: after a long configuration, the next short ones show
+its load). Numbers, not pass/fail: bench/README.md.
 """
 
 from __future__ import annotations
@@ -201,11 +203,16 @@ def one_load(server: Server, mode: str, writers: int, epochs: int, epoch_ms: flo
     with contextlib.suppress(threading.BrokenBarrierError):
         barrier.wait(timeout=600)  # every writer has its store: the load starts now
     cpu_mlflow, cpu_pg = cpu_seconds(server.server_pid), cpu_seconds(server.postgres_pid)
+    machine = psutil.cpu_times()
     started = time.perf_counter()
     outcomes = [results.get(timeout=1800) for _ in procs]
     wall = time.perf_counter() - started
     cpu_mlflow = cpu_seconds(server.server_pid) - cpu_mlflow
     cpu_pg = cpu_seconds(server.postgres_pid) - cpu_pg
+    machine_after = psutil.cpu_times()
+    idle = machine_after.idle - machine.idle
+    iowait = getattr(machine_after, "iowait", 0.0) - getattr(machine, "iowait", 0.0)
+    busy = sum(machine_after) - sum(machine) - idle - iowait  # every process on the machine
     load = os.getloadavg()[0]
     for proc in procs:
         proc.join(60)
@@ -222,21 +229,22 @@ def one_load(server: Server, mode: str, writers: int, epochs: int, epoch_ms: flo
         "p99": times[min(len(times) - 1, int(0.99 * len(times)))] if times else float("nan"),
         "batches_per_s": len(times) / wall, "wall": wall,
         "cpu_mlflow": cpu_mlflow / wall, "cpu_pg": cpu_pg / wall, "load": load,
-        "cpu_writers": cpu_writers / wall,
+        "cpu_writers": cpu_writers / wall, "busy": busy / wall, "iowait": iowait / wall,
         "errors": errors,
     }
 
 
 HEADER = (f"{'mode':>8} {'writers':>7} {'finished':>8} {'lost':>5} {'spooled':>7} "
           f"{'median s':>8} {'p99 s':>7} {'batch/s':>7} {'wall s':>6} "
-          f"{'mlflow':>6} {'PG':>5} {'writers':>7} {'load1':>5}")
+          f"{'mlflow':>6} {'PG':>5} {'writers':>7} {'busy':>5} {'iowait':>6} {'load1':>5}")
 
 
 def row(r: dict[str, Any]) -> str:
     return (f"{r['mode']:>8} {r['writers']:>7} {r['finished']:>4}/{r['writers']:<3} "
             f"{r['lost']:>5} {r['spooled']:>7} {r['median']:>8.3f} {r['p99']:>7.3f} "
             f"{r['batches_per_s']:>7.1f} {r['wall']:>6.1f} {r['cpu_mlflow']:>6.2f} "
-            f"{r['cpu_pg']:>5.2f} {r['cpu_writers']:>7.2f} {r['load']:>5.2f}")
+            f"{r['cpu_pg']:>5.2f} {r['cpu_writers']:>7.2f} {r['busy']:>5.2f} {r['iowait']:>6.2f} "
+            f"{r['load']:>5.2f}")
 
 
 def main() -> None:
@@ -282,7 +290,8 @@ def main() -> None:
             server.process.wait(90)
     print("median/p99 s: seconds of one metric batch (log_batch) seen by a writer; batch/s: "
           "all writers together; mlflow, PG: CPU of the server's processes, writers: of the "
-          "writer processes (start-up included), in cores; load1: "
+          "writer processes (start-up included), busy/iowait: the whole machine's CPU busy or "
+          "waiting for the disk (other users' processes included), all in cores; load1: "
           "1-minute load average at the end of the configuration")
 
 

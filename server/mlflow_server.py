@@ -77,8 +77,13 @@ def data_folder(folder: Path) -> Path:
         folder.mkdir(mode=0o711, parents=True, exist_ok=True)  # postgres (when root) passes through
         marker.write_text(json.dumps({"made_by": "server/mlflow_server.py", "layout": 1,
                                       "postgres": "postgres/", "artifacts": "artifacts/"}) + "\n")
-    elif json.loads(marker.read_text() or "{}").get("layout") != 1:
-        bad_input(f"--data {folder}: {MARKER} names a layout this script does not know")
+    else:
+        try:
+            layout = json.loads(marker.read_text()).get("layout")
+        except (ValueError, AttributeError):
+            layout = None
+        if layout != 1:
+            bad_input(f"--data {folder}: {MARKER} is not one this script wrote (layout 1)")
     return folder
 
 
@@ -157,7 +162,10 @@ class LocalPostgres:
                       "stop it first, or pass another folder")
         self.lock_file = lock
         lock.seek(0)
-        left = json.loads(lock.read() or "{}")
+        try:
+            left = json.loads(lock.read() or "{}")
+        except ValueError:
+            left = {}  # a lock file cut short: nothing recorded to stop
         server_pid = int(left.get("server_pid") or 0)
         if server_pid and "server" in process_args(server_pid) and any(
                 "mlflow" in arg for arg in process_args(server_pid)):

@@ -444,13 +444,20 @@ def test_kept_server_serves_the_same_runs_after_a_restart(tmp_path: Path) -> Non
         pytest.skip("PostgreSQL server binaries are absent (apt-get install postgresql)")
     data = Path(tempfile.mkdtemp(prefix="kept-server-")) / "data"  # postgres reaches /tmp/...
     data.parent.chmod(0o711)
+    left: dict[str, int] = {}
     try:
-        restarts(tmp_path, data)
-    finally:
+        restarts(tmp_path, data, left)
+    finally:  # what the killed start left, should the third start not have stopped it
+        if left.get("server_pid", 0) > 1:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(left["server_pid"], signal.SIGKILL)
+        if left.get("postgres_pid", 0) > 1 and not gone(left["postgres_pid"]):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(left["postgres_pid"], signal.SIGKILL)
         shutil.rmtree(data.parent, ignore_errors=True)
 
 
-def restarts(tmp_path: Path, data: Path) -> None:
+def restarts(tmp_path: Path, data: Path, left: dict[str, int]) -> None:
     passwords = {name: secrets.token_urlsafe(16) for name in ("admin", "ann", "bob")}
     first = script_env(passwords, f"ann:{passwords['ann']}:EDIT")
     with start_script(tmp_path, first, "--data", str(data), "--workers", "1") as started:
@@ -478,7 +485,7 @@ def restarts(tmp_path: Path, data: Path) -> None:
         assert post(server, "/api/2.0" + CREATE, {"name": "bob-2"}, "bob").status_code == 200
         started.process.send_signal(signal.SIGKILL)  # leaves its PostgreSQL and server running
         started.process.wait(30)
-        left = {key: int(started.info[key]) for key in ("server_pid", "postgres_pid")}
+        left.update({key: int(started.info[key]) for key in ("server_pid", "postgres_pid")})
     assert not gone(left["postgres_pid"]) and (data / "postgres" / "data" / "postmaster.pid"
                                                ).is_file()
     with start_script(tmp_path, second, "--data", str(data), "--workers", "1") as started:
