@@ -8,6 +8,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 ARGS   ?=
 PORT   ?= 5000
+DATA   ?=
 RUNTIME := $(VENV)/.installed-runtime
 DEV     := $(VENV)/.installed-dev
 
@@ -53,8 +54,9 @@ bench: $(RUNTIME)  ## peer benchmarks (numbers, not pass/fail); see bench/README
 ui: $(RUNTIME)  ## browse the runs: make ui [PORT=5000] [ARGS="tracking.experiment=..."]
 	MLFLOW_DISABLE_TELEMETRY=true $(PY) -m pipelines.ui port=$(PORT) $(ARGS)
 
-server: $(DEV)  ## shared MLflow server, PostgreSQL + logins: MLFLOW_AUTH_ADMIN_PASSWORD=... make server
-	MLFLOW_DISABLE_TELEMETRY=true $(PY) server/mlflow_server.py $(ARGS)
+# without DATA a throwaway PostgreSQL (the runs vanish at stop); DATA=dir keeps runs and artifacts
+server: $(DEV)  ## shared MLflow server, PostgreSQL + logins: MLFLOW_AUTH_ADMIN_PASSWORD=... make server [DATA=dir]
+	MLFLOW_DISABLE_TELEMETRY=true $(PY) server/mlflow_server.py $(if $(DATA),--data '$(DATA)') $(ARGS)
 
 clean:
 	rm -rf $(VENV) outputs multirun .pytest_cache .mypy_cache .ruff_cache

@@ -1,4 +1,5 @@
-"""MLflow's basic-auth app plus one rule: only writers create. Served by server/mlflow_server.py.
+"""MLflow's basic-auth app plus two rules: only writers create, and the login is the run's user.
+Served by server/mlflow_server.py.
 
 MLflow's basic auth lets every logged-in user create an experiment (and then own it, MANAGE),
 a registered model or prompt, a gateway secret/model/endpoint (an endpoint creates a
@@ -20,6 +21,11 @@ counts at once. Grants through a named role do not count here (fail closed: gran
 - The registries FastAPI serves itself (MCP servers; skills in MLflow 3.18): an outermost ASGI
   middleware that reads the basic-auth header itself; a non-writer gets 403 on any write (POST,
   PUT, PATCH, DELETE) there. A request with bad credentials is passed on for MLflow to answer 401.
+
+A third filter makes the login the run's user: on CreateRun the `user_id` and the `mlflow.user`
+tag the client sent (MLflow's client sends the OS user) become the basic-auth username, and a
+SetTag/LogBatch that sets `mlflow.user` to anyone else, or a DeleteTag of it, gets 403
+(`login_is_the_user`).
 
 Everything else (runs, logging into an existing experiment, reads) is left to MLflow's
 per-resource checks: a READ user, who can neither create an experiment nor edit one, writes no
@@ -72,6 +78,10 @@ KNOWN_CREATES = re.compile(_API + r"(?:experiments|registered-models|runs|model-
                            r"gateway/(?:secrets|model-definitions|endpoints|endpoints/bindings|"
                            r"budgets|guardrails))/create$")
 REQUIRED = "/api/2.0/mlflow/experiments/create"
+# The run's user: set from the login at creation, never changed to someone else afterwards.
+USER_TAG = "mlflow.user"  # MLflow takes a run's user_id (the UI's User column) from it
+RUN_CREATE = re.compile(_API + r"runs/create$")
+RUN_TAG_WRITES = re.compile(_API + r"runs/(?:set-tag|log-batch|delete-tag)$")
 EVERYONE_WRITES = [False]  # set by create_app from the auth config (default_permission)
 
 
@@ -110,6 +120,60 @@ def writers_only() -> Response | None:
     answer = make_response(refusal(username or ""))
     answer.status_code = 403
     return answer
+
+
+def forbidden(message: str, status: int = 403) -> Response:
+    answer = make_response(message)
+    answer.status_code = status
+    return answer
+
+
+def login_is_the_user() -> Response | None:
+    """before_request, after MLflow's (the login is authenticated, the write permitted): a run's
+    user is the login that creates it. MLflow's client sends the OS user (or "unknown") as
+    `user_id` and the `mlflow.user` tag; on CreateRun both become the login, whatever was sent.
+    SetTag/LogBatch setting `mlflow.user` to anyone but the login, and DeleteTag of it, get 403.
+
+    The rewrite edits the JSON body in place: Flask parses it once per request and hands
+    MLflow's handler the same object (checked here: if it ever did not, the request is
+    refused rather than stored under the user the client claimed)."""
+    if request.method != "POST":
+        return None
+    create = RUN_CREATE.match(request.path) is not None
+    if not create and not RUN_TAG_WRITES.match(request.path):
+        return None
+    username = request.authorization.username if request.authorization else ""
+    if not username:
+        return None  # MLflow's own filter answers a request without a login
+    body = request.get_json(force=True, silent=True)
+    if body is None:
+        return None  # no JSON body: MLflow's handler answers 400
+    if not isinstance(body, dict):  # e.g. JSON sent as a JSON string, which MLflow decodes again
+        return forbidden("Bad request: send the request body as a JSON object", 400)
+    if create:
+        tags = [t for t in body.get("tags") or [] if not (isinstance(t, dict)
+                                                          and t.get("key") == USER_TAG)]
+        body["tags"] = [*tags, {"key": USER_TAG, "value": username}]
+        body["user_id"] = username
+        if request.get_json(force=True, silent=True) is not body:
+            return forbidden("auth_app: cannot set the run's user to the login on this Flask "
+                             "version (the request body is not cached); review auth_app.py", 500)
+        return None
+    if request.path.endswith("/delete-tag"):
+        if body.get("key") == USER_TAG:
+            return forbidden(f"Permission denied: a run's {USER_TAG} is the login that created "
+                             f"it; user {username!r} may not delete it")
+        return None
+    if request.path.endswith("/set-tag"):
+        claimed = [str(body.get("value"))] if body.get("key") == USER_TAG else []
+    else:
+        claimed = [str(t.get("value")) for t in body.get("tags") or []
+                   if isinstance(t, dict) and t.get("key") == USER_TAG]
+    others = sorted({value for value in claimed if value != username})
+    if others:
+        return forbidden(f"Permission denied: a run's {USER_TAG} is the login that created it; "
+                         f"user {username!r} may not set it to {others[0]!r}")
+    return None
 
 
 def basic_auth_user(header: str) -> tuple[str, str] | None:
@@ -175,6 +239,7 @@ def create_app() -> Any:
         app = auth.create_app(flask_app)
     EVERYONE_WRITES[0] = everyone_writes()
     flask_app.before_request(writers_only)
+    flask_app.before_request(login_is_the_user)
     flask_app.after_request(mark)
     if not isinstance(app, Flask):  # FastAPI (uvicorn): outermost, before MLflow's middleware
         app.add_middleware(BaseHTTPMiddleware, dispatch=registry_writers_only)

@@ -1,12 +1,17 @@
 """A shared MLflow tracking server with logins (basic auth) on PostgreSQL: `make server`.
 
     MLFLOW_AUTH_ADMIN_PASSWORD=... [BACKPROP_LAB_USERS="ann:pw1:EDIT bob:pw2"] \\
-        python server/mlflow_server.py [--port 5000] [--host 127.0.0.1] [--artifacts DIR]
-        [--db-url postgresql://user:pw@host/db | --pg-dir DIR] [mlflow server options]
+        python server/mlflow_server.py [--port 5000] [--host 127.0.0.1]
+        [--data DIR | --artifacts DIR [--db-url postgresql://user:pw@host/db | --pg-dir DIR]]
+        [mlflow server options]
 
 Without --db-url it starts its own PostgreSQL on a free loopback port: a throwaway one in a temp
-folder (removed at stop) or, with --pg-dir, one whose data lasts across restarts. Secrets come
-only from the environment, never from files in the repository:
+folder (removed at stop), or, with --data DIR (`make server DATA=DIR`), a server a team keeps:
+its PostgreSQL cluster and its artifacts live in DIR, and stopping and starting again with the
+same DIR serves the same runs (the cluster is reused, a PostgreSQL left behind by a killed start
+is stopped first, the users from the environment get their password and grant anew).
+--pg-dir keeps only the PostgreSQL data. Secrets come only from the environment, never from
+files in the repository:
   MLFLOW_AUTH_ADMIN_PASSWORD  the admin's password (user MLFLOW_AUTH_ADMIN_USERNAME, or admin)
   BACKPROP_LAB_USERS          users to create at start, whitespace-separated `name:password[:PERM]`;
                               PERM is READ (the default: can see, not write), EDIT or MANAGE,
@@ -28,6 +33,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import errno
+import fcntl
 import json
 import os
 import secrets
@@ -40,11 +46,45 @@ import tempfile
 import time
 import urllib.request
 from pathlib import Path
+from typing import IO, NoReturn
 
 ROOT = Path(__file__).resolve().parents[1]
 PERMISSIONS = ("READ", "EDIT", "MANAGE")
 APP_NAME = "backprop-lab-auth"  # `mlflow server --app-name`: server/auth_app.py's create_app
 ID_HEADER = "X-Backprop-Lab-Server"  # set by auth_app on every answer: this start's id
+ADMIN = ["admin"]  # the admin's name, for api()'s error message
+MARKER = "backprop-lab-server.json"  # in a --data folder: made by this script; its layout
+
+
+def bad_input(message: str) -> NoReturn:
+    """A mistake in what the user passed: one `error:` line and exit status 2 (as argparse)."""
+    print(f"error: {message}", file=sys.stderr, flush=True)
+    raise SystemExit(2)
+
+
+def data_folder(folder: Path) -> Path:
+    """Check (and on first use lay out) a --data folder: new or empty, or one this script made
+    (it has MARKER). Anything else is refused rather than filled with a database cluster."""
+    folder = folder.expanduser().resolve()
+    if folder.exists() and not folder.is_dir():
+        bad_input(f"--data {folder} is a file, not a folder")
+    marker = folder / MARKER
+    if folder.is_dir() and not marker.is_file() and any(folder.iterdir()):
+        bad_input(f"--data {folder} holds files but no {MARKER}: it is not a server folder made "
+                  "by server/mlflow_server.py; pass a new or empty folder, or the one an earlier "
+                  "`--data` start made")
+    if not marker.is_file():
+        folder.mkdir(mode=0o711, parents=True, exist_ok=True)  # postgres (when root) passes through
+        marker.write_text(json.dumps({"made_by": "server/mlflow_server.py", "layout": 1,
+                                      "postgres": "postgres/", "artifacts": "artifacts/"}) + "\n")
+    else:
+        try:
+            layout = json.loads(marker.read_text()).get("layout")
+        except (ValueError, AttributeError):
+            layout = None
+        if layout != 1:
+            bad_input(f"--data {folder}: {MARKER} is not one this script wrote (layout 1)")
+    return folder
 
 
 def free_port() -> int:
@@ -87,24 +127,102 @@ def as_db_owner(cmd: list[str]) -> list[str]:
     return ["runuser", "-u", "postgres", "--", *cmd] if os.geteuid() == 0 else cmd
 
 
+def process_args(pid: int) -> list[str]:
+    """A running process's command line ([] when gone or unreadable)."""
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
+    except OSError:
+        return []
+
+
 class LocalPostgres:
-    """A PostgreSQL cluster in `folder`, listening on 127.0.0.1:`port` only."""
+    """A PostgreSQL cluster in `folder`, listening on 127.0.0.1:`port` only.
+
+    A kept cluster (--data, --pg-dir) is started again as it is, never initdb'd twice; the
+    folder is locked while a start uses it, so two starts cannot share one cluster."""
 
     def __init__(self, folder: Path, port: int):
         self.folder, self.port, self.data = folder, port, folder / "data"
         self.password_file = folder / "password"
+        self.lock_file: IO[str] | None = None
+        self.started = False  # by this start (stop() stops only that one)
+
+    def lock(self) -> None:
+        """Hold `folder/lock` while this start runs; it also records the server's pid, so a
+        later start can stop what a killed one left behind."""
+        path = self.folder / "lock"
+        lock = path.open("a+")
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.seek(0)
+            owner = lock.read().strip() or "?"
+            lock.close()
+            bad_input(f"{self.folder} is in use by another server/mlflow_server.py ({owner}); "
+                      "stop it first, or pass another folder")
+        self.lock_file = lock
+        lock.seek(0)
+        try:
+            left = json.loads(lock.read() or "{}")
+        except ValueError:
+            left = {}  # a lock file cut short: nothing recorded to stop
+        server_pid = int(left.get("server_pid") or 0)
+        if server_pid and "server" in process_args(server_pid) and any(
+                "mlflow" in arg for arg in process_args(server_pid)):
+            print(f"stopping the mlflow server (pid {server_pid}) left running by a killed start",
+                  flush=True)
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(server_pid, signal.SIGKILL)
+        self.record(os.getpid(), None)
+
+    def record(self, pid: int, server_pid: int | None) -> None:
+        if self.lock_file is not None:
+            self.lock_file.seek(0)
+            self.lock_file.truncate()
+            self.lock_file.write(json.dumps({"pid": pid, "server_pid": server_pid}))
+            self.lock_file.flush()
+
+    def clear_stale_pid(self) -> None:
+        """postmaster.pid after a kill: a PostgreSQL of this cluster still running (its start
+        was killed, it was not) is stopped; a pid file naming another process or none is
+        removed, since PostgreSQL refuses to start when that pid has been reused."""
+        pid_file = self.data / "postmaster.pid"
+        try:
+            pid = int(pid_file.read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return
+        args = process_args(pid)
+        if args and "postgres" in os.path.basename(args[0]) and str(self.data) in args:
+            print(f"stopping the PostgreSQL (pid {pid}) left running by a killed start",
+                  flush=True)
+            self.stop()
+        else:
+            print(f"removing a stale {pid_file} (pid {pid} is not its PostgreSQL)", flush=True)
+        pid_file.unlink(missing_ok=True)
 
     def start(self) -> None:
         fresh = not (self.data / "PG_VERSION").is_file()
         self.folder.mkdir(parents=True, exist_ok=True)
+        self.lock()
+        if not fresh and not self.password_file.is_file():
+            bad_input(f"{self.data} holds a PostgreSQL cluster without its password file "
+                      f"{self.password_file}: not one this script made")
         if fresh:
             self.password_file.write_text(secrets.token_urlsafe(24))
+        else:
+            self.clear_stale_pid()
         self.password_file.chmod(0o600)
         if os.geteuid() == 0:
+            if subprocess.run(as_db_owner(["test", "-x", str(self.folder)])).returncode != 0:
+                bad_input(f"the postgres user cannot reach {self.folder} (PostgreSQL does not run "
+                          "as root; a folder under /root or another private folder is closed to "
+                          "it): pick a folder elsewhere, or let others pass through its parents "
+                          "(chmod o+x)")
             shutil.chown(self.folder, "postgres", "postgres")
             shutil.chown(self.password_file, "postgres", "postgres")
             self.folder.chmod(0o700)
         if fresh:
+            shutil.rmtree(self.data, ignore_errors=True)  # an initdb killed half-way
             subprocess.run(as_db_owner([
                 pg_bin("initdb"), "-D", str(self.data), "-U", "mlflow", "--auth=scram-sha-256",
                 f"--pwfile={self.password_file}", "-E", "UTF8", "--no-instructions",
@@ -114,11 +232,13 @@ class LocalPostgres:
             pg_bin("pg_ctl"), "-D", str(self.data), "-l", str(self.folder / "postgres.log"),
             "-o", options, "-w", "-t", "60", "start",
         ]), check=True, stdout=subprocess.DEVNULL)
-        if fresh:
-            import psycopg
+        self.started = True
+        import psycopg  # each time: a start killed after initdb may have left them missing
 
-            with psycopg.connect(self.url("postgres", "postgresql"), autocommit=True) as conn:
-                for name in ("mlflow", "mlflow_auth"):
+        with psycopg.connect(self.url("postgres", "postgresql"), autocommit=True) as conn:
+            for name in ("mlflow", "mlflow_auth"):
+                if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s",
+                                    (name,)).fetchone():
                     conn.execute(f"CREATE DATABASE {name}")
 
     def url(self, database: str, scheme: str = "postgresql+psycopg") -> str:
@@ -221,37 +341,52 @@ def check_ours(url: str, process: subprocess.Popen[bytes], server_id: str) -> No
                          "server/auth_app.py): is something else listening on that port?")
 
 
-def api(url: str, endpoint: str, body: dict[str, str], user: str, password: str) -> int:
-    """POST `body` as JSON with basic auth; the HTTP status (errors included)."""
+def api(url: str, endpoint: str, body: dict[str, str], user: str, password: str,
+        method: str = "POST") -> int:
+    """POST `body` as JSON with basic auth; the HTTP status (400/404/409 included: the user or
+    grant exists already, or not at all); anything worse ends the start with an `error:`."""
     import base64
     import urllib.error
 
     token = base64.b64encode(f"{user}:{password}".encode()).decode()
     request = urllib.request.Request(
-        f"{url}{endpoint}", data=json.dumps(body).encode(), method="POST",
+        f"{url}{endpoint}", data=json.dumps(body).encode(), method=method,
         headers={"Authorization": f"Basic {token}", "Content-Type": "application/json"})
     try:
         with urllib.request.urlopen(request, timeout=30) as answer:
             return int(answer.status)
     except urllib.error.HTTPError as err:
+        if err.code == 401 and user == ADMIN[0]:
+            bad_input(f"the server refused the admin {user!r}: its user store was created with "
+                      "another MLFLOW_AUTH_ADMIN_PASSWORD (read only when the store is first "
+                      "created; change it through MLflow's update-password API)")
         if err.code >= 500 or err.code in (401, 403):
             detail = err.read()[:300].decode(errors="replace")
             raise SystemExit(f"error: {endpoint} answered {err.code}: {detail}") from err
-        return int(err.code)  # 400/409: the user or the grant exists already
+        return int(err.code)
 
 
 def create_users(url: str, admin: str, admin_password: str,
                  users: list[tuple[str, str, str]]) -> None:
-    """Create each user (or reset its password) and grant EDIT/MANAGE on every experiment; READ
-    users rely on default_permission."""
+    """Make each user as BACKPROP_LAB_USERS says, also on a kept server where it exists from an
+    earlier start: created (or given this password), EDIT/MANAGE granted on every experiment
+    (a grant is an upsert), a READ user's grant on every experiment revoked (READ users rely
+    on default_permission)."""
+    ADMIN[0] = admin
     for name, password, permission in users:
         body = {"username": name, "password": password}
         if api(url, "/api/2.0/mlflow/users/create", body, admin, admin_password) != 200:
-            api(url, "/api/2.0/mlflow/users/update-password", body, admin, admin_password)
+            updated = api(url, "/api/2.0/mlflow/users/update-password", body, admin,
+                          admin_password, method="PATCH")  # MLflow's method for it
+            if updated != 200:
+                raise SystemExit(f"error: user {name!r} could neither be created nor get its "
+                                 f"password (update-password answered {updated})")
+        grant = {"username": name, "resource_type": "experiment", "resource_id": "*"}
         if permission != "READ":
-            grant = {"username": name, "resource_type": "experiment", "resource_id": "*",
-                     "permission": permission}
-            api(url, "/api/3.0/mlflow/users/permissions/grant", grant, admin, admin_password)
+            api(url, "/api/3.0/mlflow/users/permissions/grant",
+                {**grant, "permission": permission}, admin, admin_password)
+        else:  # 404 when there is no grant, as on a fresh server
+            api(url, "/api/3.0/mlflow/users/permissions/revoke", grant, admin, admin_password)
         print(f"user {name}: {permission}", flush=True)
 
 
@@ -260,12 +395,29 @@ def main() -> None:
     parser.add_argument("--host", default=os.environ.get("BACKPROP_LAB_SERVER_HOST", "127.0.0.1"))
     parser.add_argument("--port", type=int, default=int(os.environ.get("BACKPROP_LAB_SERVER_PORT",
                                                                        "5000")))
-    parser.add_argument("--artifacts", type=Path, default=Path(os.environ.get(
-        "BACKPROP_LAB_SERVER_ARTIFACTS", ROOT / "mlruns" / "server-artifacts")))
+    parser.add_argument("--data", type=Path, default=os.environ.get("BACKPROP_LAB_SERVER_DATA")
+                        or None, help="keep the PostgreSQL cluster and the artifacts here")
+    parser.add_argument("--artifacts", type=Path)
     parser.add_argument("--db-url", default=os.environ.get("BACKPROP_LAB_DB_URL"))
     parser.add_argument("--pg-dir", type=Path, help="keep the local PostgreSQL's data here")
     parser.add_argument("--workers", type=int, default=2)
     args, passed_on = parser.parse_known_args()  # the rest goes to `mlflow server`
+    if args.data is not None:
+        given = {"--artifacts": args.artifacts, "--pg-dir": args.pg_dir,
+                 "--db-url (or BACKPROP_LAB_DB_URL)": args.db_url}
+        clash = [name for name, value in given.items() if value]
+        if clash:
+            bad_input(f"--data keeps the database and the artifacts together; it cannot be "
+                      f"combined with {', '.join(clash)}")
+        args.data = data_folder(args.data)
+        args.artifacts, args.pg_dir = args.data / "artifacts", args.data / "postgres"
+    elif args.artifacts is None:
+        args.artifacts = Path(os.environ.get("BACKPROP_LAB_SERVER_ARTIFACTS",
+                                             ROOT / "mlruns" / "server-artifacts"))
+    if args.artifacts.exists() and not args.artifacts.is_dir():
+        bad_input(f"--artifacts {args.artifacts} is a file, not a folder")
+    if args.pg_dir is not None and args.pg_dir.exists() and not args.pg_dir.is_dir():
+        bad_input(f"--pg-dir {args.pg_dir} is a file, not a folder")
     admin = os.environ.get("MLFLOW_AUTH_ADMIN_USERNAME", "admin")
     admin_password = os.environ.get("MLFLOW_AUTH_ADMIN_PASSWORD")
     if not admin_password or len(admin_password) < 12 or admin_password == "password1234":
@@ -310,6 +462,8 @@ def main() -> None:
              "--host", args.host, "--port", str(args.port), "--workers", str(args.workers),
              "--artifacts-destination", str(args.artifacts.resolve()), *passed_on],
             env=env, cwd=runtime, start_new_session=True)
+        if postgres is not None:
+            postgres.record(os.getpid(), server.pid)
         wait_healthy(url, server)
         check_ours(url, server, server_id)
         create_users(url, admin, admin_password, users)
@@ -348,15 +502,21 @@ def stop(server: subprocess.Popen[bytes] | None, postgres: LocalPostgres | None,
             os.killpg(server.pid, signal.SIGKILL)  # what is left, as when the leader died first
         except ProcessLookupError:
             pass
-    if postgres is not None and postgres.alive():
-        postgres.stop()
+    if postgres is not None and postgres.started and postgres.alive():
+        postgres.stop()  # not one this start found running: a refused start stops nothing
+    if postgres is not None:
+        postgres.record(os.getpid(), None)  # stopped cleanly: nothing for the next start to stop
     shutil.rmtree(runtime, ignore_errors=True)
 
 
 def report(url: str, server_pid: int, postgres: LocalPostgres | None, args: argparse.Namespace,
            db_url: str) -> None:
-    where = (f"throwaway PostgreSQL on 127.0.0.1:{postgres.port} (gone at stop)"
-             if postgres and not args.pg_dir else "PostgreSQL at " + db_url.split("@")[-1])
+    if postgres and not args.pg_dir:
+        where = f"throwaway PostgreSQL on 127.0.0.1:{postgres.port} (gone at stop)"
+    elif postgres:
+        where = f"PostgreSQL on 127.0.0.1:{postgres.port} (user mlflow), kept in {postgres.data}"
+    else:
+        where = "PostgreSQL at " + db_url.split("@")[-1]
     print(json.dumps({"url": url, "pid": os.getpid(), "server_pid": server_pid,
                       "postgres_pid": postgres.pid() if postgres else None}), flush=True)
     print(f"READY {url}: runs in {where}, artifacts in {args.artifacts}\n  log to it with: "

@@ -26,6 +26,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -74,7 +75,7 @@ def credentials(server: Server, user: str, password: str | None = None) -> Itera
                 os.environ[key] = value
 
 
-def post(server: Server, endpoint: str, body: dict[str, str], user: str,
+def post(server: Server, endpoint: str, body: dict[str, Any], user: str,
          password: str | None = None) -> requests.Response:
     return requests.post(f"{server.url}{endpoint}", json=body, timeout=30,
                          auth=(user, password or server.passwords[user]))
@@ -98,10 +99,10 @@ def start_script(folder: Path, env: dict[str, str], *args: str) -> Iterator[Star
     """`server/mlflow_server.py ARGS` on a free port, until READY; stopped (SIGTERM, then
     SIGKILL for whatever is left) at exit."""
     log = folder / "server.log"
+    where = [] if "--data" in args else ["--artifacts", str(folder / "artifacts")]
     with log.open("w") as out:
         process = subprocess.Popen(
-            [sys.executable, str(SCRIPT), "--port", str(free_port()),
-             "--artifacts", str(folder / "artifacts"), *args],
+            [sys.executable, str(SCRIPT), "--port", str(free_port()), *where, *args],
             stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
     started = Started(process, log, {})
     try:
@@ -255,6 +256,61 @@ def test_read_user_cannot_create_the_default_experiment(server: Server, tmp_path
         assert [r.info.status for r in client.search_runs([found.experiment_id])] == ["FINISHED"]
 
 
+def test_the_login_is_the_runs_user(server: Server, tmp_path: Path) -> None:
+    """ann logs a sweep (parent and children) and dan a single run with its model, both from
+    this machine's OS user: every run's user_id and mlflow.user is the login, as the runs search
+    API (the UI's User column) returns it. A client that claims another user at creation is
+    overruled; setting mlflow.user to someone else later, or deleting it, is refused (403);
+    setting it to oneself passes."""
+    admin = ("admin", server.passwords["admin"])
+    server.passwords["dan"] = secrets.token_urlsafe(16)
+    body = {"username": "dan", "password": server.passwords["dan"]}
+    assert post(server, "/api/2.0/mlflow/users/create", body, *admin).status_code == 200
+    grant = {"username": "dan", "resource_type": "experiment", "resource_id": "*",
+             "permission": "EDIT"}
+    assert post(server, "/api/3.0/mlflow/users/permissions/grant", grant, *admin
+                ).status_code == 200
+    where = ["tracking=server", f"tracking.uri={server.url}", "tracking.experiment=users"]
+    done = train(["-m", *TINY_SWEEP, *where], cwd=tmp_path, env=server.env("ann"))
+    assert done.returncode == 0, done.stderr[-3000:]
+    with credentials(server, "ann"):
+        parent, children = sweep_runs(MlflowClient(server.url), "users")
+    done = train(["train.epochs=3", *where], cwd=tmp_path, env=server.env("dan"))
+    assert done.returncode == 0, done.stderr[-3000:]
+    experiment_id = parent.info.experiment_id
+    found = post(server, "/api/2.0/mlflow/runs/search", {"experiment_ids": [experiment_id]},
+                 *admin).json()["runs"]
+    users = {r["info"]["run_id"]: (r["info"]["user_id"],
+                                   {t["key"]: t["value"] for t in r["data"]["tags"]}["mlflow.user"])
+             for r in found}
+    sweep = [parent.info.run_id, *(r.info.run_id for r in children)]
+    assert len(users) == 5 and len(sweep) == 4
+    assert {users[run_id] for run_id in sweep} == {("ann", "ann")}, users
+    assert [who for run_id, who in users.items() if run_id not in sweep] == [("dan", "dan")]
+
+    claimed = post(server, "/api/2.0/mlflow/runs/create", {
+        "experiment_id": experiment_id, "user_id": "mallory",
+        "tags": [{"key": "mlflow.user", "value": "mallory"}]}, "ann").json()["run"]
+    assert claimed["info"]["user_id"] == "ann"
+    assert {t["key"]: t["value"] for t in claimed["data"]["tags"]}["mlflow.user"] == "ann"
+    run_id = claimed["info"]["run_id"]
+    for endpoint, change in (
+            ("set-tag", {"key": "mlflow.user", "value": "dan"}),
+            ("log-batch", {"tags": [{"key": "seed", "value": "1"},
+                                    {"key": "mlflow.user", "value": "dan"}]}),
+            ("delete-tag", {"key": "mlflow.user"})):
+        for prefix in ("/api/2.0", "/ajax-api/2.0"):
+            refused = post(server, f"{prefix}/mlflow/runs/{endpoint}",
+                           {"run_id": run_id, **change}, "ann")
+            assert refused.status_code == 403 and "mlflow.user" in refused.text, refused.text
+    assert post(server, "/api/2.0/mlflow/runs/set-tag",
+                {"run_id": run_id, "key": "mlflow.user", "value": "ann"}, "ann").status_code == 200
+    with credentials(server, "ann"):
+        run = MlflowClient(server.url).get_run(run_id)
+    assert (run.info.user_id, run.data.tags["mlflow.user"]) == ("ann", "ann")
+    assert "seed" not in run.data.tags  # the refused batch wrote nothing
+
+
 class Recorder(http.server.BaseHTTPRequestHandler):
     """A server without logins: 200 to anything, every request remembered."""
 
@@ -354,3 +410,88 @@ def test_ray_cluster_sweep_gets_credentials_through_runtime_env(
     finally:
         stop_group(head)
         shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+@pytest.mark.parametrize("what", ["a file", "a folder not ours", "with --artifacts"])
+def test_data_folder_that_is_not_ours_is_refused(tmp_path: Path, what: str) -> None:
+    """--data refuses, before starting anything, a file, a folder of other files (it would fill
+    it with a database cluster) and --artifacts beside it: one `error:` line, exit status 2."""
+    target = tmp_path / "data"
+    extra: list[str] = []
+    if what == "a file":
+        target.write_text("x")
+    elif what == "a folder not ours":
+        target.mkdir()
+        (target / "notes.txt").write_text("mine")
+    else:
+        extra = ["--artifacts", str(tmp_path / "a")]
+    done = subprocess.run([sys.executable, str(SCRIPT), "--port", str(free_port()),
+                           "--data", str(target), *extra],
+                          env=script_env({"admin": secrets.token_urlsafe(16)}, ""),
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.startswith("error: --data") and len(done.stderr.splitlines()) == 1
+    assert not (target / "postgres").exists() if target.is_dir() else True
+
+
+def test_kept_server_serves_the_same_runs_after_a_restart(tmp_path: Path) -> None:
+    """--data DIR: stopped and started again, the server serves the same run, metric and
+    artifact; the users in the environment get their new password and grant (ann EDIT -> READ,
+    bob new and EDIT) instead of failing because they exist. Then the script is killed (SIGKILL:
+    its PostgreSQL and mlflow server live on, postmaster.pid stays) and a third start on the
+    folder stops those leftovers and serves the run again."""
+    if not postgres_installed():
+        pytest.skip("PostgreSQL server binaries are absent (apt-get install postgresql)")
+    data = Path(tempfile.mkdtemp(prefix="kept-server-")) / "data"  # postgres reaches /tmp/...
+    data.parent.chmod(0o711)
+    left: dict[str, int] = {}
+    try:
+        restarts(tmp_path, data, left)
+    finally:  # what the killed start left, should the third start not have stopped it
+        if left.get("server_pid", 0) > 1:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(left["server_pid"], signal.SIGKILL)
+        if left.get("postgres_pid", 0) > 1 and not gone(left["postgres_pid"]):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(left["postgres_pid"], signal.SIGKILL)
+        shutil.rmtree(data.parent, ignore_errors=True)
+
+
+def restarts(tmp_path: Path, data: Path, left: dict[str, int]) -> None:
+    passwords = {name: secrets.token_urlsafe(16) for name in ("admin", "ann", "bob")}
+    first = script_env(passwords, f"ann:{passwords['ann']}:EDIT")
+    with start_script(tmp_path, first, "--data", str(data), "--workers", "1") as started:
+        server = Server(str(started.info["url"]), data / "artifacts", passwords)
+        with credentials(server, "ann"):
+            client = MlflowClient(server.url)
+            run_id = client.create_run(client.create_experiment("kept")).info.run_id
+            client.log_metric(run_id, "loss", 0.25, step=3)
+            client.log_text(run_id, "kept across restarts", "note.txt")
+            client.set_terminated(run_id)
+    assert (data / "backprop-lab-server.json").is_file() and (data / "postgres" / "data").is_dir()
+    old_ann, passwords["ann"] = passwords["ann"], secrets.token_urlsafe(16)
+    second = script_env(passwords, f"ann:{passwords['ann']} bob:{passwords['bob']}:EDIT")
+    with start_script(tmp_path, second, "--data", str(data), "--workers", "1") as started:
+        server = Server(str(started.info["url"]), data / "artifacts", passwords)
+        assert "initdb" not in started.log.read_text()
+        with credentials(server, "ann"):
+            client = MlflowClient(server.url)
+            assert client.get_metric_history(run_id, "loss")[0].value == 0.25
+            assert client.download_artifacts(run_id, "note.txt", str(tmp_path)) and (
+                tmp_path / "note.txt").read_text() == "kept across restarts"
+        assert post(server, "/api/2.0" + CREATE, {"name": "x"}, "ann", old_ann
+                    ).status_code == 401
+        assert post(server, "/api/2.0" + CREATE, {"name": "ann-2"}, "ann").status_code == 403
+        assert post(server, "/api/2.0" + CREATE, {"name": "bob-2"}, "bob").status_code == 200
+        started.process.send_signal(signal.SIGKILL)  # leaves its PostgreSQL and server running
+        started.process.wait(30)
+        left.update({key: int(started.info[key]) for key in ("server_pid", "postgres_pid")})
+    assert not gone(left["postgres_pid"]) and (data / "postgres" / "data" / "postmaster.pid"
+                                               ).is_file()
+    with start_script(tmp_path, second, "--data", str(data), "--workers", "1") as started:
+        output = started.log.read_text()
+        assert "stopping the mlflow server" in output and "stopping the PostgreSQL" in output
+        assert gone(left["server_pid"]) and gone(left["postgres_pid"])
+        server = Server(str(started.info["url"]), data / "artifacts", passwords)
+        with credentials(server, "bob"):
+            assert MlflowClient(server.url).get_run(run_id).info.status == "FINISHED"

@@ -26,6 +26,7 @@ from mlflow.tracking import MlflowClient
 from backprop_lab.errors import TrackingLost, TrackingUnavailable
 from backprop_lab.paths import PROJECT_ROOT, STORE_DIR
 from backprop_lab.tracking.spool import SPOOL_DIR, Spool, dataset_input_json, unreachable
+from backprop_lab.tracking.user import with_user
 
 log = logging.getLogger(__name__)
 BATCH = 100  # MLflow accepts at most 100 params and 1000 metrics per log_batch call
@@ -282,7 +283,7 @@ class Run:
     def start(cls, store: Store, name: str | None, tags: Mapping[str, str],
               parent_id: str | None = None, output_dir: Path | None = None) -> Run:
         t = time.perf_counter()
-        all_tags = dict(tags, **({PARENT_TAG: parent_id} if parent_id else {}))
+        all_tags = with_user(dict(tags, **({PARENT_TAG: parent_id} if parent_id else {})))
         info = store.client.create_run(store.experiment_id, run_name=name, tags=all_tags).info
         run = cls(store, info.run_id, output_dir)
         run.name = info.run_name or ""
