@@ -94,13 +94,29 @@ def fail(message: str, status: int) -> NoReturn:
     sys.exit(status)
 
 
-def run_command(hydra_main: Callable[[], Any]) -> None:
-    """Run a Hydra entry point under the project's error policy (see the module docstring)."""
+# Hydra's flags after which a command trains several jobs, or none at all
+NOT_ONE_RUN = {"-m", "--multirun", "-h", "--help", "--hydra-help", "-c", "--cfg", "-i", "--info",
+               "-sc", "--shell-completion", "hydra.mode=MULTIRUN"}
+
+
+def one_run(args: list[str]) -> bool:
+    """Whether a command line asks for a single run (no -m, no --help, --cfg, ...)."""
+    return not any(arg.split("=")[0] in NOT_ONE_RUN or arg in NOT_ONE_RUN for arg in args)
+
+
+def run_command(hydra_main: Callable[[], Any], plots: bool = False) -> None:
+    """Run a Hydra entry point under the project's error policy (see the module docstring).
+    `plots`: the command draws a run's plots, so a single run starts the plot worker first
+    (plots.worker: matplotlib is imported and warmed up on the other core meanwhile)."""
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
     from backprop_lab.pipeline.compose import register_schemas
+    from backprop_lab.plots import worker
     from backprop_lab.tracking.store import MLFLOW_ENVIRONMENT
+
+    if plots and one_run(sys.argv[1:]):
+        worker.start()
 
     for key, value in {**MLFLOW_ENVIRONMENT, **COMMAND_ENVIRONMENT}.items():
         os.environ.setdefault(key, value)

@@ -23,7 +23,7 @@ def main(cfg: DictConfig) -> float:
 
 
 def cli() -> None:
-    run_command(main)
+    run_command(main, plots=True)
 
 
 if __name__ == "__main__":
