@@ -6,6 +6,7 @@ plots are logged; only a single run's command line starts one."""
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -117,6 +118,20 @@ def test_without_a_worker_plots_are_drawn_inline(tmp_path: Path) -> None:
         assert (tmp_path / "learning_curve.png").exists()  # at once, not at the block's end
     with pytest.raises(ValueError, match="not a run plot"):
         plots.draw("savefig", tmp_path / "x.png")
+
+
+def test_warm_up_gives_way_to_a_waiting_request(monkeypatch: pytest.MonkeyPatch) -> None:
+    drawn: list[str] = []
+    monkeypatch.setattr(worker, "draw", lambda name, args: drawn.append(name))
+    read, write = os.pipe()
+    with os.fdopen(read, "rb") as requests, os.fdopen(write, "wb") as run:
+        worker.warm_up(requests)
+        assert sorted(drawn) == sorted(worker.DRAWINGS)  # one of each
+        run.write(b"x")  # the run's first request
+        run.flush()
+        drawn.clear()
+        worker.warm_up(requests)
+        assert drawn == []
 
 
 def test_stop_ends_the_worker(started: worker.Worker) -> None:
