@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import gc
+import importlib
 import os
 import re
 import sys
@@ -105,8 +107,29 @@ def fail(message: str, status: int) -> NoReturn:
     sys.exit(status)
 
 
-def run_command(hydra_main: Callable[[], Any]) -> None:
-    """Run a Hydra entry point under the project's error policy (see the module docstring)."""
+# Hydra's flags after which a command trains several jobs, or none at all
+NOT_ONE_RUN = {"-m", "--multirun", "-h", "--help", "--hydra-help", "-c", "--cfg", "-i", "--info",
+               "-sc", "--shell-completion", "hydra.mode=MULTIRUN"}
+
+
+def one_run(args: list[str]) -> bool:
+    """Whether a command line asks for a single run (no -m, no --help, --cfg, ...)."""
+    return not any(arg.split("=")[0] in NOT_ONE_RUN or arg in NOT_ONE_RUN for arg in args)
+
+
+def run_command(hydra_main: Callable[[], Any], plots: bool = False,
+                imports: tuple[str, ...] = ()) -> None:
+    """Run a Hydra entry point under the project's error policy (see the module docstring).
+    `plots`: the command draws a run's plots, so a single run starts the plot worker first
+    (plots.worker: matplotlib is imported and warmed up on the other core meanwhile, so the
+    earlier it starts the better on a busy machine); `imports`: the modules its task imports
+    (MLflow and the rest, ~1.3 s here), imported after the worker started and before the
+    import graph is frozen."""
+    from backprop_lab.plots import worker
+
+    if plots and one_run(sys.argv[1:]):
+        worker.start()  # first: the imports below take MLflow's second or so
+
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
@@ -118,6 +141,14 @@ def run_command(hydra_main: Callable[[], Any]) -> None:
     show_traceback = os.environ.get("HYDRA_FULL_ERROR") == "1"
     os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra re-raises, so the errors below reach us
     register_schemas()
+    for module in imports:
+        importlib.import_module(module)
+    # The command's imports (MLflow, pandas, Hydra, ...: ~250,000 objects the collector
+    # tracks) live as long as the process: frozen, every later full collection skips them
+    # instead of walking them all again (~0.2 s of a single run's start, bench/README.md
+    # "startup.py"). The price: a frozen object that later becomes cyclic garbage is never
+    # freed, which for module-level objects of a process that ends with its run is nothing.
+    gc.freeze()
     try:
         hydra_main()
         if _failed:

@@ -16,6 +16,7 @@ from backprop_lab.errors import ConfigError, Diverged, InputError, RunFailed
 from backprop_lab.experiments.run.job import run_job
 from backprop_lab.experiments.run.record import JobOutcome
 from backprop_lab.experiments.run.report import QUIET
+from backprop_lab.plots import worker as plot_worker
 
 
 def hydra_context() -> tuple[list[str], Path | None, bool]:
@@ -56,6 +57,8 @@ def train_job(cfg: DictConfig) -> JobOutcome:
     """One tracked run; raises `Diverged` outside a multirun. In a multirun, a job that a
     finished run already did (same config_hash) is reused, unless rerun.force."""
     overrides, hydra_dir, multirun = hydra_context()
+    if multirun:  # the jobs share this process (or a launcher's): they draw their plots inline
+        plot_worker.stop()
     if multirun and cfg.eval.race:
         sweeper = str(HydraConfig.get().sweeper.get("_target_", ""))
         if not sweeper.endswith("RacingSweeper"):

@@ -9,7 +9,6 @@ import hydra
 from omegaconf import DictConfig
 
 from pipelines.cli import run_command, task
-from pipelines.job import train_job
 from pipelines.plugins import find_launcher
 
 find_launcher()  # hydra/launcher=stacked
@@ -19,11 +18,13 @@ find_launcher()  # hydra/launcher=stacked
 @task(on_error=float("nan"))
 def main(cfg: DictConfig) -> float:
     """Returns the validation MSE, which sweepers (Optuna) minimise."""
+    from pipelines.job import train_job  # imported by cli() once the plot worker started
+
     return train_job(cfg).objective
 
 
 def cli() -> None:
-    run_command(main)
+    run_command(main, plots=True, imports=("pipelines.job",))
 
 
 if __name__ == "__main__":

@@ -11,10 +11,11 @@ import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
 from backprop_lab.data.load import Dataset
+from backprop_lab.nn import diagnostics
 from backprop_lab.nn.ensemble import Model
 from backprop_lab.nn.weights import save_network
 from backprop_lab.pipeline.stages import Prepared, Result
-from backprop_lab.plots import run_plots
+from backprop_lab.plots.worker import Plots
 from backprop_lab.tracking import provenance
 from backprop_lab.tracking.redact import hide_passwords_in
 
@@ -24,18 +25,24 @@ def write_artifacts(folder: Path, config: DictConfig, result: Result,
     """Everything a reader or a rerun needs, written to `folder`; returns the model .npz path:
     config.yaml and provenance, model.npz (weights, scalers, column names), scaler.npz,
     predictions_test.csv, learning_curve.png (its best epoch marked when `best_kept`: the
-    network holds that epoch's weights) and predicted_vs_actual.png."""
-    write_provenance(folder, config, git_diff, hydra_dir)
-    ds = result.dataset
-    model_npz = write_model(folder, ds, result.prepared, result.network)
-    result.evaluation.predictions.to_csv(folder / "predictions_test.csv", index=False)
-    run_plots.learning_curve(result.histories, folder / "learning_curve.png", best_kept)
+    network holds that epoch's weights), predicted_vs_actual.png and, when the first network's
+    gradient flow was recorded, gradient_flow.png. The plots are handed out first (a single
+    run's plot worker draws them while the files are written: plots.worker) and all are drawn
+    when this returns."""
+    ds, preds, first = result.dataset, result.evaluation.predictions, result.histories[0]
     target = ds.target_names[0]
-    preds = result.evaluation.predictions
-    if f"actual_{target}" in preds:
-        run_plots.predicted_vs_actual(preds[f"actual_{target}"].to_numpy(),
-                                      preds[f"predicted_{target}"].to_numpy(), target,
-                                      folder / "predicted_vs_actual.png")
+    with Plots() as plots:
+        plots.draw("learning_curve", result.histories, folder / "learning_curve.png", best_kept)
+        if f"actual_{target}" in preds:
+            plots.draw("predicted_vs_actual", preds[f"actual_{target}"].to_numpy(),
+                       preds[f"predicted_{target}"].to_numpy(), target,
+                       folder / "predicted_vs_actual.png")
+        if first.diag:
+            plots.draw("gradient_flow", first.diag, folder / "gradient_flow.png",
+                       diagnostics.flags(first.diag))
+        write_provenance(folder, config, git_diff, hydra_dir)
+        model_npz = write_model(folder, ds, result.prepared, result.network)
+        preds.to_csv(folder / "predictions_test.csv", index=False)
     return model_npz
 
 

@@ -41,7 +41,6 @@ from backprop_lab.nn import diagnostics
 from backprop_lab.pipeline import crossval, stages
 from backprop_lab.pipeline.compose import to_config
 from backprop_lab.pipeline.config import Config, hidden_layers, scored_on_cells
-from backprop_lab.plots.run_plots import gradient_flow
 from backprop_lab.tracking import provenance, registry
 from backprop_lab.tracking.liveness import Heartbeat, mark_stale
 from backprop_lab.tracking.spool import unreachable
@@ -216,8 +215,6 @@ def tracked_pipeline(cfg: DictConfig, config: Config, run: Run, hydra_dir: Path 
                                     record.best_kept(patience, first))
         crossval.scores_table([crossval.Cell(0, 0, result)]).to_csv(folder / "scores.csv",
                                                                     index=False)
-        if first.diag:
-            gradient_flow(first.diag, folder / "gradient_flow.png", diagnostics.flags(first.diag))
         run.log_artifacts(folder)
         if config.tracking.log_model and not history.diverged:
             from backprop_lab.tracking.served_model import log_pyfunc_model  # mlflow.pyfunc: ~1 s
