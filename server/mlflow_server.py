@@ -150,6 +150,8 @@ class LocalPostgres:
     def lock(self) -> None:
         """Hold `folder/lock` while this start runs; it also records the server's pid, so a
         later start can stop what a killed one left behind."""
+        if self.lock_file is not None:
+            return  # held already: this object starts its own cluster again (a restart)
         path = self.folder / "lock"
         lock = path.open("a+")
         try:
