@@ -59,6 +59,7 @@ class Spool:
     def __init__(self, folder: Path):
         self.folder = folder
         self.lock = threading.Lock()
+        self._count = len(self.ops())  # lines in ops.jsonl: `pending` is asked on every write
         self.error: BaseException | None = None  # a write the server refused for good
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -94,7 +95,7 @@ class Spool:
 
     def pending(self) -> int:
         with self.lock:
-            return len(self.ops()) - self.sent
+            return self._count - self.sent
 
     def append(self, op: dict[str, Any]) -> None:
         """Add one write at the end; an artifacts folder is copied in at once (the run's
@@ -110,23 +111,27 @@ class Spool:
                 out.write(json.dumps(op) + "\n")
                 out.flush()
                 os.fsync(out.fileno())
+            self._count += 1
 
     def deliver(self, client: Any) -> int:
         """Send the pending writes in order through `client` until one fails; returns how many
         are still pending. A write the server refuses for good (4xx) raises."""
+        run_id = self.meta["run_id"]
         while True:
-            with self.lock:
+            with self.lock:  # read once per pass, not once per write: a long outage has many
                 ops, sent = self.ops(), self.sent
             if sent >= len(ops):
                 return 0
-            try:
-                send(client, self.meta["run_id"], ops[sent], self.folder)
-            except Exception as err:
-                if unreachable(err):
-                    return len(ops) - sent
-                raise
-            with self.lock:
-                self.mark_sent(sent + 1)
+            for op in ops[sent:]:
+                try:
+                    send(client, run_id, op, self.folder)
+                except Exception as err:
+                    if unreachable(err):
+                        return self.pending()
+                    raise
+                sent += 1
+                with self.lock:
+                    self.mark_sent(sent)
 
     def retry_in_background(self, client: Any, every: float = RETRY_SECONDS) -> None:
         """Deliver from a daemon thread every `every` seconds (and at once when `wake`d) until
