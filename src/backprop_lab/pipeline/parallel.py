@@ -5,26 +5,21 @@ so the cut changes no bit), the workers taking the pieces largest first.
 Workers are forked processes by default: numpy releases the GIL inside its loops and BLAS calls,
 but a narrow stack's step is mostly Python between them, and two threads trained two width-16
 stacks only 1.2-1.4× faster than one thread, two processes 1.7-2.0× (bench/README.md, "Parallel
-stacks"). A worker trains without the epoch callbacks (MLflow, progress bars), which are then
-called here with every epoch's values, in order (`replay`); with `backend="threads"` they run
-live, one at a time under a lock.
+stacks"). A worker reports its epochs as it trains, and the epoch callbacks (MLflow, progress
+bars, a search's pruner) run here (pipeline.workers); with `backend="threads"` they run in the
+training threads, one at a time under a lock.
 """
 
 from __future__ import annotations
 
 import multiprocessing
-import signal
 import threading
 from collections.abc import Callable, Sequence
-from typing import Any
-
-import numpy as np
 
 from backprop_lab.nn.stacked import n_parameters
 from backprop_lab.nn.training import EpochCallback, History
+from backprop_lab.pipeline import workers
 from backprop_lab.pipeline.plan import Plan, split
-
-Array = np.ndarray
 
 
 def work(plan: Plan) -> int:
@@ -70,7 +65,7 @@ BACKENDS = ("processes", "threads")
 def execute(plans: Sequence[Plan], n_jobs: int = 1, min_piece: int | None = None,
             backend: str = "processes") -> list[Outcome]:
     """Train every plan: one after another (`n_jobs` <= 1), or `n_jobs` at a time in worker
-    processes (`in_processes`) or threads (`in_threads`), each plan cut into up to `n_jobs`
+    processes (`workers.in_processes`) or threads (`in_threads`), each plan cut into up to `n_jobs`
     pieces of at least `min_piece` networks × widest layer (default: 1 for processes,
     `MIN_PIECE` for threads). A plan whose training raised an `Exception` gets it as its
     outcome; any other exception (KeyboardInterrupt) propagates at once."""
@@ -83,7 +78,7 @@ def execute(plans: Sequence[Plan], n_jobs: int = 1, min_piece: int | None = None
     lock = threading.Lock()
     pieces = [(i, serialized(piece, lock)) for i, plan in enumerate(plans)
               for piece in split(plan, pieces_of(plan, n_jobs, least))]
-    run = in_processes if forked else in_threads
+    run = workers.in_processes if forked else in_threads
     done = run([piece for _, piece in pieces], [work(p) for _, p in pieces], n_jobs)
     for result in done:
         if isinstance(result, BaseException) and not isinstance(result, Exception):
@@ -141,80 +136,3 @@ def in_threads(plans: Sequence[Plan], costs: Sequence[int],
 
 
 FORK = "fork" in multiprocessing.get_all_start_methods()  # else processes fall back to threads
-FORKED: list[Plan] = []  # the pieces a forked worker finds in its copy of this module
-Trained = tuple[list[Array], list[History], list[dict[str, Any]]]
-
-
-def in_processes(plans: Sequence[Plan], costs: Sequence[int],
-                 n_jobs: int) -> list[list[History] | BaseException]:
-    """Train `plans` in `n_jobs` forked worker processes, the costliest first; each one's
-    result or exception.
-
-    A worker inherits the plans (fork: nothing is pickled on the way in), trains piece t
-    without its callbacks and sends back the weights, histories and generator states
-    (`train_forked`); here they are copied into the plan's networks and generators, and each
-    callback is then called with every epoch it would have seen (`replay`), so a job records
-    the same metrics as trained in one thread. Workers run numpy without sharing a GIL: for
-    narrow stacks threads gain little (bench/README.md, "Parallel stacks")."""
-    FORKED[:] = plans
-    order = sorted(range(len(plans)), key=lambda t: -costs[t])
-    results: list[list[History] | BaseException | None] = [None] * len(plans)
-    pool = multiprocessing.get_context("fork").Pool(min(n_jobs, len(plans)), quiet_signals)
-    try:
-        pending = {t: pool.apply_async(train_forked, (t,)) for t in order}
-        for t in order:
-            try:
-                results[t] = restore(plans[t], pending[t].get())
-            except Exception as err:
-                results[t] = err
-        pool.close()
-        pool.join()
-    finally:
-        pool.terminate()  # interrupted: stop the workers now (after `join`, nothing to do)
-        FORKED.clear()
-    assert all(r is not None for r in results)
-    return results  # type: ignore[return-value]
-
-
-def quiet_signals() -> None:
-    """In a worker: SIGTERM ends it (`terminate`), Ctrl-C is the parent's to handle; not the
-    handlers a forked worker inherits (a launch's turn SIGTERM into an exception)."""
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-
-def train_forked(t: int) -> Trained:
-    """In a worker: train piece t of `FORKED` without callbacks; what `restore` needs."""
-    plan = FORKED[t]
-    quiet = Plan(plan.nets, plan.data, plan.configs, plan.rngs, {}, plan.diagnostics)
-    histories = quiet.execute()
-    flat = [np.concatenate([p.ravel() for p in net.parameters]) for net in plan.nets]
-    return flat, histories, [dict(r.bit_generator.state) for r in plan.rngs]
-
-
-def restore(plan: Plan, trained: Trained) -> list[History]:
-    """Copy a worker's weights and generator states into `plan`, then `replay` its epochs."""
-    flat, histories, states = trained
-    for net, row, rng, state in zip(plan.nets, flat, plan.rngs, states):
-        offset = 0
-        for p in net.parameters:
-            np.copyto(p, row[offset : offset + p.size].reshape(p.shape))
-            offset += p.size
-        rng.bit_generator.state = state
-    for k, callbacks in plan.callbacks.items():
-        replay(histories[k], callbacks)
-    return histories
-
-
-def replay(history: History, callbacks: Sequence[EpochCallback]) -> None:
-    """Call `callbacks` as `StackTrainer.end_epoch` did: every epoch but a diverged one, with
-    its train cost, its validation cost if any, and its diagnostics."""
-    for epoch, train_cost in enumerate(history.train_cost):
-        if history.diverged and epoch == history.diverged_epoch:
-            continue
-        values = {"train_cost": train_cost}
-        if epoch < len(history.val_cost):
-            values["val_cost"] = history.val_cost[epoch]
-        values.update(history.diag.get(epoch, {}))
-        for callback in callbacks:
-            callback(epoch, values)
