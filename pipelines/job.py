@@ -48,9 +48,7 @@ def trial_monitor(cfg: DictConfig, multirun: bool) -> Any:
     from backprop_lab.experiments.sweep.trial import TrialMonitor  # optuna: searches only
 
     hc = HydraConfig.get()
-    forked = (str(hc.launcher.get("_target_", "")).endswith("StackedLauncher")
-              and hc.launcher.get("backend") == "processes")  # epochs replayed once trained
-    return TrialMonitor(Path(hc.runtime.cwd) / hc.sweep.dir, int(trial), watching=not forked)
+    return TrialMonitor(Path(hc.runtime.cwd) / hc.sweep.dir, int(trial))
 
 
 def train_job(cfg: DictConfig) -> JobOutcome:

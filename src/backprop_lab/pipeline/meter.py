@@ -6,8 +6,8 @@ finished and the store has nothing to count. The meter watches the stacks themse
 records after every epoch how many of its networks are still training; early stopping,
 divergence and pruning shrink that number. Observers run in the training threads and the
 progress line reads from another thread: each writes only its own slot (one tuple, replaced
-whole), so no lock is needed. A stack trained in a forked worker process (`hydra.launcher.
-backend=processes`) reports nothing until its piece returns.
+whole), so no lock is needed. A piece trained in a forked worker process reports its epochs
+to the launching process every ~0.2 s (pipeline.workers), where its observer is called.
 """
 
 from __future__ import annotations

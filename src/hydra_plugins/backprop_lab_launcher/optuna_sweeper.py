@@ -121,14 +121,6 @@ class OptunaSweeper(Sweeper):
         for key, value in (("n_trials", self.n_trials), ("n_jobs", self.n_jobs)):
             if not isinstance(value, int) or value < 1:
                 raise ConfigError(f"hydra.sweeper.{key}: must be an integer >= 1, got {value!r}")
-        launcher = str(OmegaConf.select(self.config, "hydra.launcher._target_"))
-        backend = OmegaConf.select(self.config, "hydra.launcher.backend")
-        if launcher.endswith("StackedLauncher") and backend == "processes" and \
-                self.pruner != "none":
-            raise ConfigError("hydra.sweeper.pruner: trials stacked in forked processes "
-                              "(hydra.launcher.backend=processes) report their epochs only "
-                              "once trained, too late to prune; use the threads backend (the "
-                              "default) or hydra.sweeper.pruner=none")
 
     def sweep(self, arguments: list[str]) -> Any:
         from backprop_lab.experiments.sweep import progress, resume, search

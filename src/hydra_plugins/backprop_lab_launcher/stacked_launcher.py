@@ -14,14 +14,14 @@ trained alone, so each run records what it would record under the basic launcher
 
 All cores: `hydra.launcher.n_jobs` workers (default null: os.cpu_count()) train the stacks, each
 large stack cut into n_jobs pieces (pipeline.parallel.execute); `hydra.launcher.backend` says
-whether they are threads (the default) or forked processes. Processes are faster (1.7-2.0x on
-two cores against 1.2-1.4x for threads: numpy holds the GIL for much of a narrow stack's step),
-but a forked worker replays its epochs' callbacks only when its piece is done: an interrupted
-job then keeps its initial weights instead of those trained so far, and a worker that crashes
-outright leaves the launch waiting; threads keep every callback live. BLAS is limited to cores
-// n_jobs threads meanwhile (threadpoolctl, here and, through fork, in the workers), so that
-n_jobs × BLAS threads never exceeds the cores. `n_jobs=1` trains in the launching thread, as
-before; the numbers are the same bit for bit either way.
+whether they are forked processes (the default) or threads. Processes are faster (1.7-2.0x on
+two cores against 1.2-1.4x for threads: numpy holds the GIL for much of a narrow stack's step);
+they report every epoch as they train (pipeline.workers), so MLflow's per-epoch metrics, the
+progress line and a search's pruner see what they would see with threads. Threads are the
+fallback where `fork` does not exist. BLAS is limited to cores // n_jobs threads meanwhile
+(threadpoolctl, here and, through fork, in the workers), so that n_jobs × BLAS threads never
+exceeds the cores. `n_jobs=1` trains in the launching thread; the numbers are the same bit for
+bit either way.
 
 A plugin must live in the `hydra_plugins` package for Hydra to accept it; Hydra executes it
 outside `sys.modules` while scanning, so no `from __future__ import annotations` here (the
@@ -55,7 +55,7 @@ log = logging.getLogger(__name__)
 class StackedLauncherConf:
     _target_: str = "hydra_plugins.backprop_lab_launcher.stacked_launcher.StackedLauncher"
     n_jobs: int | None = None  # workers training the stacks; None: os.cpu_count()
-    backend: str = "threads"  # or processes: faster, but see the module docstring
+    backend: str = "processes"  # or threads (numpy releases the GIL too little: slower)
 
 
 ConfigStore.instance().store(group="hydra/launcher", name="stacked", node=StackedLauncherConf,
@@ -73,7 +73,7 @@ def threads(n_jobs: int | None) -> tuple[int, int]:
 
 
 class StackedLauncher(Launcher):
-    def __init__(self, n_jobs: int | None = None, backend: str = "threads") -> None:
+    def __init__(self, n_jobs: int | None = None, backend: str = "processes") -> None:
         from backprop_lab.pipeline.parallel import BACKENDS
 
         if backend not in BACKENDS:

@@ -119,7 +119,7 @@ def run_job(cfg: DictConfig, overrides: list[str], hydra_dir: Path | None,
         tags["sweep_id"] = sweep["sweep_id"]
     name = name or run_name(config, overrides, sweep.get("swept"))
     run = Run.start(store, name, tags, sweep.get("parent_run_id"), output_dir=hydra_dir)
-    watched = Watched(monitor) if monitor is not None and monitor.watching else None
+    watched = Watched(monitor) if monitor is not None else None
     try:
         with Heartbeat(run), sigterm_as_interrupt():
             if monitor is not None:

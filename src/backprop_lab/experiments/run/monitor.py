@@ -24,10 +24,7 @@ TRIAL_VALUE = "trial_value"  # the metric holding a watched job's reported score
 
 
 class Monitor(Protocol):
-    """What watches a job: a search's trial (experiments.sweep.trial). `watching` false: it
-    only wants the run's id, no scores (the job then trains as unwatched)."""
-
-    watching: bool
+    """What watches a job: a search's trial (experiments.sweep.trial)."""
 
     def started(self, run_id: str) -> None:
         """The job's MLflow run exists (a search keeps its id beside the trial)."""

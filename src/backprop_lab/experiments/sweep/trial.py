@@ -21,13 +21,9 @@ from backprop_lab.experiments.sweep.resume import PRUNED_ATTR, RUN_ATTR
 
 
 class TrialMonitor:
-    """Trial `number` of the study `sweep_dir`/study.json names; `watching` false: the job
-    only records its run (trials stacked in forked processes, `hydra.launcher.backend=
-    processes`, report no scores: their epochs are replayed after training, with the final
-    weights)."""
+    """Trial `number` of the study `sweep_dir`/study.json names."""
 
-    def __init__(self, sweep_dir: Path, number: int, watching: bool = True) -> None:
-        self.watching = watching
+    def __init__(self, sweep_dir: Path, number: int) -> None:
         pointer = studies.read_pointer(sweep_dir)
         storage = studies.open_storage(str(pointer["storage"]))
         pruner = studies.make_pruner(str(pointer["pruner"]), int(pointer["epochs"]),
