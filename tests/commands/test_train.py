@@ -118,3 +118,34 @@ def test_interrupted_run_is_killed(store_uri: str, compose_config, monkeypatch) 
         train_job(compose_config([f"tracking.uri={store_uri}", "tracking.log_model=false"]))
     _, run = only_run(store_uri)
     assert run.info.status == "KILLED" and run.data.tags["interrupted"] == "true"
+
+
+@pytest.mark.parametrize("overrides", [["model.ensemble=3"],
+                                       ["model.ensemble=2", "eval.cv_folds=3"]])
+def test_a_run_on_two_cores_records_what_one_core_records(overrides: list[str],
+                                                          tmp_path: Path) -> None:
+    """train.n_jobs=2 cuts the job's stack in two forked workers: every metric, every curve
+    point and every weight the same as with train.n_jobs=1 (and null, every core here)."""
+    import backprop_lab
+
+    results = {}
+    for n_jobs in ("1", "2", "null"):
+        uri = f"sqlite:///{tmp_path / f'{n_jobs}.db'}"
+        results[n_jobs] = backprop_lab.run([*overrides, "train.epochs=40", "train.patience=5",
+                                            f"train.n_jobs={n_jobs}", "tracking.log_model=false",
+                                            f"tracking.uri={uri}"])
+    one = results["1"]
+    client = MlflowClient(f"sqlite:///{tmp_path / '1.db'}")
+    curve = [(m.step, m.value) for m in client.get_metric_history(one.run_id, "train_loss")]
+    for n_jobs in ("2", "null"):
+        other = results[n_jobs]
+        assert other.metrics == one.metrics
+        for a, b in zip(getattr(other.network, "members", []),  # CV: the cells' networks
+                        getattr(one.network, "members", [])):  # are not returned
+            for p, q in zip(a.parameters, b.parameters):
+                np.testing.assert_array_equal(p, q)
+        theirs = MlflowClient(f"sqlite:///{tmp_path / f'{n_jobs}.db'}")
+        assert [(m.step, m.value) for m in theirs.get_metric_history(
+            other.run_id, "train_loss")] == curve
+        assert theirs.get_run(other.run_id).data.params["train.n_jobs"] == n_jobs.replace(
+            "null", "None")

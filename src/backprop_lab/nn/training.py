@@ -65,9 +65,10 @@ class TrainConfig:
     progress: bool = False  # a progress bar: drawn by the pipeline through a callback
     stacked: bool = True  # the pipeline trains a job's networks as one stack (false: one by one)
     report_every: int = 10  # a pruned search: the pipeline scores the job every N epochs
+    n_jobs: int | None = None  # worker processes for a job's stack (pipeline.stacking.workers)
 
 
-PER_NETWORK = ("lr", "weight_decay", "progress", "stacked", "report_every")  # may differ
+PER_NETWORK = ("lr", "weight_decay", "progress", "stacked", "report_every", "n_jobs")  # may differ
 
 
 @dataclass

@@ -243,6 +243,7 @@ def validate_train(t: TrainConfig, prefix: str = "train.") -> TrainConfig:
                t.patience)
     check_rule(f"{prefix}divergence_factor", t.divergence_factor > 1, "> 1", t.divergence_factor)
     check_rule(f"{prefix}report_every", t.report_every >= 1, ">= 1", t.report_every)
+    check_rule(f"{prefix}n_jobs", t.n_jobs is None or t.n_jobs >= 1, ">= 1 or null", t.n_jobs)
     return t
 
 

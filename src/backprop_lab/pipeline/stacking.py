@@ -16,16 +16,19 @@ With `n_jobs` >= 2 (`hydra.launcher.n_jobs`; `cores(n)` outside a launch) the st
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+
+from threadpoolctl import threadpool_limits
 
 from backprop_lab.nn.training import History
 from backprop_lab.pipeline.meter import StackMeter
 from backprop_lab.pipeline.parallel import execute
 from backprop_lab.pipeline.plan import Plan, merge
 
-__all__ = ["Plan", "Rendezvous", "cores", "train_plan"]  # Plan: where stages builds its plans
+__all__ = ["Plan", "Rendezvous", "cores", "train_plan", "workers"]  # Plan: for stages
 
 
 class Rendezvous:
@@ -119,7 +122,7 @@ THREADS: list[tuple[int, str]] = [(1, "processes")]  # (n_jobs, backend) outside
 @contextmanager
 def cores(n_jobs: int, backend: str = "processes") -> Iterator[None]:
     """Inside, a plan trained outside a launch is cut into `n_jobs` pieces trained in as many
-    processes or threads (limit BLAS to cores // n_jobs threads around it: threadpoolctl)."""
+    processes or threads (`train_plan`)."""
     THREADS.append((n_jobs, backend))
     try:
         yield
@@ -127,15 +130,34 @@ def cores(n_jobs: int, backend: str = "processes") -> Iterator[None]:
         THREADS.pop()
 
 
+def usable_cores() -> int:
+    """The cores this process may run on (a SLURM job's allocation, a taskset), else all."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def workers(n_jobs: int | None, in_sweep: bool) -> int:
+    """`train.n_jobs` resolved: as set, else every usable core for a run on its own and 1 for a
+    job of a sweep (its launcher shares the cores out: the stacked one splits the stacks
+    itself, joblib and Ray run jobs side by side)."""
+    if n_jobs is not None:
+        return n_jobs
+    return 1 if in_sweep else usable_cores()
+
+
 def train_plan(plan: Plan) -> list[History]:
-    """Train `plan` now, or, inside a launch's rendezvous, with the other jobs' plans."""
+    """Train `plan` now, or, inside a launch's rendezvous, with the other jobs' plans. Under
+    `cores(n)`, it is cut into n pieces trained at once, BLAS limited to cores // n threads."""
     for rendezvous in ACTIVE:
         if rendezvous.job() is not None:
             return rendezvous.submit(plan)
     n_jobs, backend = THREADS[-1]
     if n_jobs <= 1:
         return plan.execute()
-    outcome = execute([plan], n_jobs, backend=backend)[0]
+    with threadpool_limits(max(1, usable_cores() // n_jobs), "blas"):
+        outcome = execute([plan], n_jobs, backend=backend)[0]
     if isinstance(outcome, Exception):
         raise outcome
     return outcome

@@ -20,8 +20,8 @@ from typing import Any
 from backprop_lab.paths import PROJECT_ROOT
 
 # top-level sections and dotted keys that never change a result
-HASH_EXCLUDED = ("tracking", "rerun", "diag", "train.progress", "eval.n_examples",
-                 "eval.equivalence", "eval.race")
+HASH_EXCLUDED = ("tracking", "rerun", "diag", "train.progress", "train.n_jobs",
+                 "eval.n_examples", "eval.equivalence", "eval.race")
 UNTRACKED_MARKER = "\n# untracked files:\n"  # as provenance.git_state writes it
 RANKING_METRICS = ("val_mse", "test_mse")  # a sweep's jobs rank by the first one they logged
 REUSE_TAG = "reused."  # prefix of the sweep parent's tags `reused.<run_id>` = the job's overrides

@@ -38,7 +38,7 @@ from backprop_lab.experiments.run.report import (
 )
 from backprop_lab.experiments.run.scoring import score_cells
 from backprop_lab.nn import diagnostics
-from backprop_lab.pipeline import crossval, stages
+from backprop_lab.pipeline import crossval, stacking, stages
 from backprop_lab.pipeline.compose import to_config
 from backprop_lab.pipeline.config import Config, hidden_layers, scored_on_cells
 from backprop_lab.tracking import provenance, registry
@@ -120,8 +120,9 @@ def run_job(cfg: DictConfig, overrides: list[str], hydra_dir: Path | None,
     name = name or run_name(config, overrides, sweep.get("swept"))
     run = Run.start(store, name, tags, sweep.get("parent_run_id"), output_dir=hydra_dir)
     watched = Watched(monitor) if monitor is not None else None
+    cores = stacking.cores(stacking.workers(config.train.n_jobs, in_sweep=bool(sweep)))
     try:
-        with Heartbeat(run), sigterm_as_interrupt():
+        with Heartbeat(run), sigterm_as_interrupt(), cores:
             if monitor is not None:
                 monitor.started(run.run_id)
             outcome = tracked_pipeline(cfg, config, run, hydra_dir, ds, git["diff"], name,
