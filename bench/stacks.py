@@ -116,7 +116,7 @@ def job_seconds(overrides: list[str]) -> float:
 
 def job_table(repeat: int) -> None:
     variants = {
-        "1 network, 1 split": ["diag.every=0"],
+        "1 network, 1 split": ["model.ensemble=1", "diag.every=0"],
         "25 networks, stacked": ["model.ensemble=5", "eval.cv_folds=5", "diag.every=0"],
         "25 networks, one by one": ["model.ensemble=5", "eval.cv_folds=5", "diag.every=0",
                                     "train.stacked=false"],

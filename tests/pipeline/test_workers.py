@@ -7,8 +7,11 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,6 +21,7 @@ from backprop_lab.nn.training import StackTrainer, StopNetwork
 from backprop_lab.pipeline import parallel, workers
 from backprop_lab.pipeline.parallel import execute
 from backprop_lab.pipeline.plan import Plan
+from tests.conftest import ROOT
 from tests.pipeline.test_stacking import Calls, alone, jobs, plan, recorder, same
 
 pytestmark = pytest.mark.skipif(not parallel.FORK, reason="forked workers need fork")
@@ -140,3 +144,52 @@ def test_an_interrupted_launch_keeps_the_weights_trained_so_far() -> None:
     generators = plan([6], [1e-2, 3e-3], 0, []).rngs  # as they were before training
     for rng, before in zip(p.rngs, generators):  # the batch orders drawn so far came back too
         assert rng.bit_generator.state != before.bit_generator.state
+
+
+ORPHAN_SCRIPT = """
+import multiprocessing, sys, threading, time
+from tests.pipeline.test_stacking import plan
+from backprop_lab.pipeline.parallel import execute
+
+p = plan([6], [1e-2, 3e-3], 0, [])
+for c in p.configs:
+    c.patience, c.epochs = None, 10_000_000
+
+def report():
+    while len(multiprocessing.active_children()) < 2:
+        time.sleep(0.05)
+    time.sleep(0.5)
+    print(" ".join(str(c.pid) for c in multiprocessing.active_children()), flush=True)
+
+threading.Thread(target=report, daemon=True).start()
+execute([p], 2, 1, "processes")
+"""
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    with open(f"/proc/{pid}/stat") as stat:  # a zombie is dead: only its entry is left
+        return stat.read().split(") ")[-1][0] != "Z"
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="reads /proc")
+def test_workers_whose_parent_is_killed_stop(tmp_path: Path) -> None:
+    """SIGKILL of the process that forked them (kill -9, the OOM killer): the workers do not
+    train on as orphans; each stops within its next report."""
+    parent = subprocess.Popen([sys.executable, "-c", ORPHAN_SCRIPT], cwd=ROOT,
+                              stdout=subprocess.PIPE, text=True)
+    assert parent.stdout is not None
+    pids = [int(pid) for pid in parent.stdout.readline().split()]
+    assert len(pids) == 2 and all(alive(pid) for pid in pids)
+    parent.kill()
+    parent.wait()
+    deadline = time.monotonic() + 10
+    while any(alive(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    left = [pid for pid in pids if alive(pid)]
+    for pid in left:
+        os.kill(pid, signal.SIGKILL)
+    assert not left

@@ -53,9 +53,13 @@ class Interrupted(BaseException):
 
 # ---------------------------------------------------------------------------------- worker side
 
-def serve(conn: Connection) -> None:
+def serve(conn: Connection, others: Sequence[Connection]) -> None:
     """A worker's life: train the pieces it is given (their index t in `FORKED`) until told to
-    stop (None) or interrupted; see the module docstring for what it sends."""
+    stop (None) or interrupted; see the module docstring for what it sends. `others` are the
+    parent's ends of the workers forked before it, which it closes: the parent must be the only
+    reader of each pipe, so that a worker whose parent died gets EPIPE rather than training on."""
+    for other in others:
+        other.close()
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # `kill` ends it, not a launch's handler
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     signal.signal(signal.SIGUSR1, interrupted)
@@ -67,10 +71,10 @@ def serve(conn: Connection) -> None:
         if t is None:
             return
         plan = FORKED[t]
-        relay = Relay(conn, t)
+        relay = Relay(conn, t, observed=plan.observe is not None)
         try:
             histories = Plan(plan.nets, plan.data, plan.configs, plan.rngs, relay.callbacks(plan),
-                             plan.diagnostics, relay.observer if plan.observe else None).execute()
+                             plan.diagnostics, relay.observer).execute()
             relay.flush()
             send(conn, ("done", t, weights(plan), histories))
         except Interrupted:  # `train_many` has put the weights trained so far in plan.nets
@@ -112,8 +116,9 @@ def send_error(conn: Connection, t: int, err: Exception) -> None:
 class Relay:
     """In a worker: piece t's epoch callbacks and observer, sent to the parent in batches."""
 
-    def __init__(self, conn: Connection, t: int) -> None:
-        self.conn, self.t = conn, t
+    def __init__(self, conn: Connection, t: int, observed: bool) -> None:
+        self.conn, self.t, self.observed = conn, t, observed
+        self.parent = os.getppid()
         self.events: list[tuple[Any, ...]] = []  # ("epoch", k, epoch, values) | ("observe", ...)
         self.sent = time.monotonic()
 
@@ -121,8 +126,10 @@ class Relay:
         return {k: [Proxy(self, k, cs, plan.nets[k])] for k, cs in plan.callbacks.items() if cs}
 
     def observer(self) -> StackObserver:
+        """Called after every epoch: the parent's observer's events, and the time to report."""
         def seen(epoch: int, live: int, size: int) -> None:
-            self.events.append(("observe", epoch, live, size))
+            if self.observed:
+                self.events.append(("observe", epoch, live, size))
             self.soon()
         return seen
 
@@ -131,6 +138,8 @@ class Relay:
             self.flush()
 
     def flush(self) -> None:
+        if os.getppid() != self.parent:  # the parent died (SIGKILL): nobody will read this
+            os._exit(1)
         if self.events:
             events, self.events = self.events, []
             send(self.conn, ("events", self.t, events, None))
@@ -236,10 +245,10 @@ class Worker:
     piece: int | None = None  # what it trains now
 
     @classmethod
-    def start(cls) -> Worker:
+    def start(cls, others: Sequence[Worker]) -> Worker:
         ctx = get_context("fork")
         mine, theirs = ctx.Pipe()
-        process = ctx.Process(target=serve, args=(theirs,), daemon=True)
+        process = ctx.Process(target=serve, args=(theirs, [w.conn for w in others]), daemon=True)
         process.start()
         theirs.close()
         return cls(process, mine)
@@ -268,7 +277,7 @@ class Launch:
 
     def run(self) -> None:
         for _ in range(min(self.n_jobs, len(self.queue))):
-            self.workers.append(Worker.start())
+            self.workers.append(Worker.start(self.workers))
         for worker in self.workers:
             worker.give(self.queue.pop(0))
         while busy := [w for w in self.workers if w.piece is not None]:
@@ -287,7 +296,7 @@ class Launch:
             self.results[t] = RuntimeError(worker.died())
             self.workers.remove(worker)
             if self.queue:
-                self.workers.append(replacement := Worker.start())
+                self.workers.append(replacement := Worker.start(self.workers))
                 replacement.give(self.queue.pop(0))
             return
         piece = self.pieces[t]
