@@ -10,14 +10,15 @@ alternating the two within each repeat (medians over repeats). Both produce the 
 for bit (tests/nn/test_stacked.py); the script checks it once per K.
 
 `--job`: the pipeline's `seconds_training` for `model.ensemble=5 eval.cv_folds=5` (25 networks)
-against one network on one split (same config otherwise: the default Adam with early stopping),
-with `train.stacked=true` and `false`, and stacked on 2 cores (`pipeline.stacking.cores(2)`: the
-stack cut in two, trained in 2 forked processes, BLAS limited to cores // 2 threads: what
-`hydra/launcher=stacked` does with n_jobs=2). Stages only, no MLflow.
+against one network on one split (`model.ensemble=1`, same config otherwise: the default Adam
+with early stopping), with `train.stacked=true` and `false` in one process, and stacked on 2
+cores (`pipeline.stacking.cores(2)`: the stack cut in two, trained in 2 forked processes, BLAS
+limited to cores // 2 threads: what a run on its own does by default, `train.n_jobs=null`, and
+`hydra/launcher=stacked` with n_jobs=2). Stages only, no MLflow.
 
 `--parallel`: two stacks of K width-16 tanh networks (depth 1 and 3) trained one after the
 other in one thread, in two threads, and in two worker processes (BLAS at 1 thread each):
-how much of a step numpy runs without the GIL (the stacked launcher's n_jobs uses threads).
+how much of a step numpy runs without the GIL (why the stacked launcher's workers are processes).
 
 `--memory`: peak resident memory (above the interpreter's after imports; the data included) of
 a 125-network stack on Boston, and of W3's network (100-256-256-1 relu, batch 1024) training one
