@@ -18,6 +18,9 @@ from backprop_lab.experiments.run.record import JobOutcome
 from backprop_lab.experiments.run.report import QUIET
 from backprop_lab.plots import worker as plot_worker
 
+# launchers whose jobs run in the command's own process and end one after another
+IN_THIS_PROCESS = ("BasicLauncher", "StackedLauncher")
+
 
 def hydra_context() -> tuple[list[str], Path | None, bool]:
     """The job's overrides, its Hydra output folder (holding .hydra/), and whether in a multirun."""
@@ -55,8 +58,12 @@ def train_job(cfg: DictConfig) -> JobOutcome:
     """One tracked run; raises `Diverged` outside a multirun. In a multirun, a job that a
     finished run already did (same config_hash) is reused, unless rerun.force."""
     overrides, hydra_dir, multirun = hydra_context()
-    if multirun:  # the jobs share this process (or a launcher's): they draw their plots inline
-        plot_worker.stop()
+    if multirun:
+        launcher = str(HydraConfig.get().launcher.get("_target_", ""))
+        if launcher.endswith(IN_THIS_PROCESS):  # jobs here, ending one at a time: one worker
+            plot_worker.start()  # draws each job's plots while the job writes the rest
+        else:  # in a launcher's worker processes, side by side: the jobs draw inline
+            plot_worker.stop()
     if multirun and cfg.eval.race:
         sweeper = str(HydraConfig.get().sweeper.get("_target_", ""))
         if not sweeper.endswith("RacingSweeper"):

@@ -9,8 +9,11 @@ store and trains. The run hands it its plots (`Plots.draw`) and waits for every 
 before it logs its artifacts: what is logged is what ran, byte for byte as drawn inline
 (tests/plots/test_worker.py).
 
-Only a single `pipelines.train` starts one (pipelines.cli): a sweep's jobs share their process
-and draw inline, as do the library, reruns and tests, where no worker was started. A drawing
+A single `pipelines.train` starts one (pipelines.cli), and so does the first job of a sweep
+whose jobs run in the command's own process and end one after another (the basic and the
+stacked launcher: each job's plots are drawn while it writes its other records, ~6% of the
+`lr_depth` preset's wall here); jobs in a launcher's worker processes (joblib, Ray, SLURM) draw
+inline, as do the library, reruns and tests, where no worker was started. A drawing
 that fails in the worker raises `PlotFailed` with the worker's message; a worker that is gone
 before it was handed anything (it could not start) leaves the run to draw inline, with a
 warning; one that dies while drawing raises `PlotFailed` naming its exit status, never a hang.
