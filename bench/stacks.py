@@ -12,8 +12,8 @@ for bit (tests/nn/test_stacked.py); the script checks it once per K.
 `--job`: the pipeline's `seconds_training` for `model.ensemble=5 eval.cv_folds=5` (25 networks)
 against one network on one split (`model.ensemble=1`, same config otherwise: the default Adam
 with early stopping), with `train.stacked=true` and `false` in one process, and stacked on 2
-cores (`pipeline.stacking.cores(2)`: the stack cut in two, trained in 2 forked processes, BLAS
-limited to cores // 2 threads: what a run on its own does by default, `train.n_jobs=null`, and
+cores (`pipeline.stacking.cores(2)`: the stack cut in two, trained in 2 forked processes, BLAS on
+one thread: what a run on its own does by default, `train.n_jobs=null`, and
 `hydra/launcher=stacked` with n_jobs=2). Stages only, no MLflow.
 
 `--parallel`: two stacks of K width-16 tanh networks (depth 1 and 3) trained one after the

@@ -33,7 +33,8 @@ THIRD_PARTY = {  # layer -> the third-party top-level packages it may import (be
     "errors": set(), "paths": set(),
     "nn": {"numpy", "scipy"},
     "data": {"numpy", "scipy", "pandas", "sklearn"},
-    "pipeline": {"numpy", "scipy", "pandas", "sklearn", "omegaconf", "tqdm"},
+    "pipeline": {"numpy", "scipy", "pandas", "sklearn", "omegaconf", "tqdm",
+                 "threadpoolctl"},  # training's BLAS threads (pipeline.stacking)
     "plots": {"numpy", "pandas", "matplotlib", "plotly"},
     "tracking": {"numpy", "pandas", "mlflow", "threadpoolctl", "filelock",
                  "requests", "google"},  # MLflow's own: its HTTP errors, its protobuf JSON (spool)

@@ -130,6 +130,12 @@ def cores(n_jobs: int, backend: str = "processes") -> Iterator[None]:
         THREADS.pop()
 
 
+BLAS_THREADS = 1  # BLAS threads of every process that trains. A GEMM's bits can depend on how
+# many threads compute it (a full batch of 300 rows through 13-64-64-1 did here, by an ulp), so
+# training uses one everywhere: n_jobs, the launcher and stacking then never change a bit. The
+# cores are used by the workers instead; a network's GEMMs here are small (13-64 wide).
+
+
 def usable_cores() -> int:
     """The cores this process may run on (a SLURM job's allocation, a taskset), else all."""
     try:
@@ -149,14 +155,14 @@ def workers(n_jobs: int | None, in_sweep: bool) -> int:
 
 def train_plan(plan: Plan) -> list[History]:
     """Train `plan` now, or, inside a launch's rendezvous, with the other jobs' plans. Under
-    `cores(n)`, it is cut into n pieces trained at once, BLAS limited to cores // n threads."""
+    `cores(n)`, it is cut into n pieces trained at once. BLAS runs on `BLAS_THREADS`."""
     for rendezvous in ACTIVE:
         if rendezvous.job() is not None:
             return rendezvous.submit(plan)
     n_jobs, backend = THREADS[-1]
-    if n_jobs <= 1:
-        return plan.execute()
-    with threadpool_limits(max(1, usable_cores() // n_jobs), "blas"):
+    with threadpool_limits(BLAS_THREADS, "blas"):
+        if n_jobs <= 1:
+            return plan.execute()
         outcome = execute([plan], n_jobs, backend=backend)[0]
     if isinstance(outcome, Exception):
         raise outcome

@@ -18,10 +18,10 @@ whether they are forked processes (the default) or threads. Processes are faster
 two cores against 1.2-1.4x for threads: numpy holds the GIL for much of a narrow stack's step);
 they report every epoch as they train (pipeline.workers), so MLflow's per-epoch metrics, the
 progress line and a search's pruner see what they would see with threads. Threads are the
-fallback where `fork` does not exist. BLAS is limited to cores // n_jobs threads meanwhile
-(threadpoolctl, here and, through fork, in the workers), so that n_jobs × BLAS threads never
-exceeds the cores. `n_jobs=1` trains in the launching thread; the numbers are the same bit for
-bit either way.
+fallback where `fork` does not exist. BLAS runs on one thread meanwhile (threadpoolctl, here
+and, through fork, in the workers; pipeline.stacking.BLAS_THREADS): a GEMM's bits can depend on
+its thread count, so one everywhere keeps every n_jobs bit for bit the same. `n_jobs=1` trains
+in the launching thread.
 
 A plugin must live in the `hydra_plugins` package for Hydra to accept it; Hydra executes it
 outside `sys.modules` while scanning, so no `from __future__ import annotations` here (the
@@ -63,13 +63,14 @@ ConfigStore.instance().store(group="hydra/launcher", name="stacked", node=Stacke
 
 
 def threads(n_jobs: int | None) -> tuple[int, int]:
-    """(threads training stacks, BLAS threads each): n_jobs (None: every core), and the cores
-    shared out so that their product never exceeds the cores."""
+    """(workers training stacks, BLAS threads each): n_jobs (None: every core), and BLAS on
+    pipeline.stacking.BLAS_THREADS (one: so that no n_jobs changes a bit)."""
+    from backprop_lab.pipeline.stacking import BLAS_THREADS
+
     cores = os.cpu_count() or 1
     if n_jobs is not None and n_jobs < 1:
         raise ConfigError(f"hydra.launcher.n_jobs: must be >= 1 or null, got {n_jobs}")
-    n = n_jobs or cores
-    return n, max(1, cores // n)
+    return n_jobs or cores, BLAS_THREADS
 
 
 class StackedLauncher(Launcher):

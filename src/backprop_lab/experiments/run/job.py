@@ -82,6 +82,7 @@ def start_tags(config: Config, overrides: list[str], git: dict[str, str]) -> dic
         "git_commit": git["commit"],
         "git_dirty": git["dirty"],
         **provenance.environment(),
+        "blas_threads_training": str(stacking.BLAS_THREADS),  # `blas` says the library's own
     }
 
 
