@@ -25,6 +25,7 @@ metrics, progress bars, the sweep's meter) with those values while the workers t
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import time
@@ -78,12 +79,18 @@ def serve(conn: Connection, others: Sequence[Connection]) -> None:
             relay.flush()
             send(conn, ("done", t, weights(plan), histories))
         except Interrupted:  # `train_many` has put the weights trained so far in plan.nets
-            relay.flush()
-            send(conn, ("interrupted", t, weights(plan), None))
+            with contextlib.suppress(ConnectionError):
+                relay.flush()
+                send(conn, ("interrupted", t, weights(plan), None))
+            return
+        except ConnectionError:  # the pipe broke: the parent is gone, nobody to tell
             return
         except Exception as err:
-            relay.flush()
-            send_error(conn, t, err)
+            try:
+                relay.flush()
+                send_error(conn, t, err)
+            except ConnectionError:
+                return
 
 
 def interrupted(signum: int, frame: Any) -> None:
